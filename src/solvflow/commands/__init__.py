@@ -1,0 +1,1 @@
+"""One module per ``solvflow`` subcommand; each defines ``register(subparsers)``."""
