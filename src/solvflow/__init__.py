@@ -11,4 +11,18 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.1.0+source"
 
-__all__ = ["SolvflowError", "__version__"]
+from solvflow.build import BuildResult, build  # noqa: E402
+from solvflow.composition import Composition, compose  # noqa: E402
+from solvflow.spec import SystemSpec, available_systems, load_system  # noqa: E402
+
+__all__ = [
+    "BuildResult",
+    "Composition",
+    "SolvflowError",
+    "SystemSpec",
+    "__version__",
+    "available_systems",
+    "build",
+    "compose",
+    "load_system",
+]

@@ -238,7 +238,9 @@ def site_indices(sp: Species) -> list[int]:
     matches = mol.GetSubstructMatches(pattern, uniquify=True)
     indices = sorted({m[0] for m in matches})
     if not indices:
-        raise SpeciesError(f"species {sp.name!r}: sites {sp.sites!r} matches no atom of {sp.smiles}")
+        raise SpeciesError(
+            f"species {sp.name!r}: sites {sp.sites!r} matches no atom of {sp.smiles}"
+        )
     return indices
 
 

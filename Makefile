@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine (see README): `make demo` and `make test`.
+# Each creates .venv with the Python found on PATH and installs what it needs.
+# solvflow is installed non-editable, so the tests exercise the installed wheel.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint venv install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+venv: $(BIN)/python
+
+install: venv
+	$(BIN)/python -m pip install -q .
+
+install-test: venv
+	$(BIN)/python -m pip install -q ".[test]"
+
+demo: install
+	$(BIN)/solvflow build lifsi_dme --concentration 1.0 --n-salt 20 --seed 1 -o $(DEMO) --overwrite
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build dist runs src/*.egg-info

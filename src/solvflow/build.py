@@ -1,0 +1,321 @@
+"""Build a run directory: RDKit conformers -> Packmol box -> topology + spec.yaml.
+
+The box is cubic and periodic (Packmol's ``pbc``), packed with a 2.0 A
+tolerance between atoms of different molecules, including across the
+periodic boundary. Everything random is seeded: the same seed gives the same
+box (same RDKit and Packmol versions).
+
+The run directory is written under a temporary name beside the target and
+renamed when complete, so an interrupted build never leaves a half-written
+run directory behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from numpy.typing import NDArray
+
+from solvflow import __version__
+from solvflow.composition import Composition, compose
+from solvflow.errors import BuildError, InputError, OutputExistsError, PackmolError
+from solvflow.spec import SystemSpec, load_system
+from solvflow.species import Species, add_residue, atom_names, molecule, site_indices
+
+PACKMOL_TOLERANCE_A = 2.0
+PDB_ATOM_LIMIT = 99_999
+MAX_DENSITY_G_CM3 = 2.5
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What :func:`build` made."""
+
+    rundir: Path
+    composition: Composition
+    spec: dict[str, Any]
+    topology_file: Path
+
+
+def build(
+    system: str | Path | SystemSpec,
+    *,
+    output: str | Path,
+    concentration: float | None = None,
+    molality: float | None = None,
+    ratio: float | None = None,
+    n_salt: int | None = None,
+    seed: int = 1,
+    charge_scale: float | None = None,
+    overwrite: bool = False,
+    write_system: bool = True,
+    packmol_nloop: int | None = None,
+) -> BuildResult:
+    """Build the box for ``system`` at one composition into the run directory ``output``.
+
+    Parameters
+    ----------
+    system : str, Path or SystemSpec
+        Shipped short name (``"lifsi_dme"``), path of a system YAML, or a spec.
+    output : str or Path
+        Run directory to create. Must not exist or be empty, unless
+        ``overwrite`` (then it must be a solvflow run directory).
+    concentration, molality, ratio : float, optional
+        One composition measure (mol/L, mol/kg, salt:solvent or AlCl3:cation Cl
+        molar ratio); see :func:`solvflow.composition.compose`.
+    n_salt : int, optional
+        Salt formula units (chloroaluminates: organic cations).
+    seed : int
+        Seed of RDKit embedding and Packmol.
+    charge_scale : float, optional
+        Ionic charge scaling recorded for parametrisation; default: the
+        system file's ``charge_scale``.
+    write_system : bool
+        Also write ``system.xml`` (needs the force-field module and files).
+    packmol_nloop : int, optional
+        Cap on Packmol's optimisation loops (default: Packmol's own), so an
+        impossible box fails sooner.
+
+    Returns
+    -------
+    BuildResult
+    """
+    spec = load_system(system)
+    seed = _check_seed(seed)
+    scale = spec.charge_scale if charge_scale is None else _check_scale(charge_scale)
+    comp = compose(spec, concentration=concentration, molality=molality, ratio=ratio,
+                   n_salt=n_salt)
+    if comp.estimated_density_g_cm3 > MAX_DENSITY_G_CM3:
+        raise BuildError(
+            f"estimated density {comp.estimated_density_g_cm3:.2f} g/cm^3 is not a liquid; "
+            "check the species' molar volumes"
+        )
+    target = Path(output)
+    _check_output(target, overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        species = [spec.get(name) for name in comp.counts]
+        topology, positions = pack_box(species, comp, seed=seed, workdir=staging,
+                                       nloop=packmol_nloop)
+        topology_file = write_topology(staging, topology, positions)
+        resolved = spec_document(spec, comp, species, seed=seed, charge_scale=scale)
+        (staging / "spec.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        if write_system:
+            _write_system_if_available(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return BuildResult(target, comp, resolved, target / topology_file.name)
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise InputError(f"seed must be an integer in [0, 2^31), got {seed!r}")
+    return seed
+
+
+def _check_scale(scale: Any) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.5 <= scale <= 1.0:
+        raise InputError(f"charge scale must be a number in [0.5, 1.0], got {scale!r}")
+    return float(scale)
+
+
+def _check_output(target: Path, overwrite: bool) -> None:
+    if target.exists() and not target.is_dir():
+        raise OutputExistsError(f"output {str(target)!r} exists and is not a directory")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not overwrite:
+        raise OutputExistsError(
+            f"output directory {str(target)!r} exists and is not empty; "
+            "choose another directory or pass --overwrite"
+        )
+    if not (target / "spec.yaml").is_file():
+        raise OutputExistsError(
+            f"refusing to overwrite {str(target)!r}: it is not a solvflow run directory "
+            "(no spec.yaml), so its contents are not ours to delete"
+        )
+
+
+def _write_system_if_available(rundir: Path) -> None:
+    try:
+        from solvflow.forcefield import write_system
+    except ImportError:  # force-field module not installed in this build of solvflow
+        return
+    write_system(rundir)
+
+
+def pack_box(
+    species: list[Species], comp: Composition, *, seed: int, workdir: Path,
+    nloop: int | None = None,
+) -> tuple[Any, NDArray[np.float64]]:
+    """Pack ``comp.counts`` copies of each species into the cubic box.
+
+    Returns
+    -------
+    topology : openmm.app.Topology
+        One chain per species, residues with bonds, periodic box set.
+    positions : ndarray, shape (n_atoms, 3), float64, nm
+    """
+    from openmm import Vec3
+    from openmm.app import Topology
+
+    molecules = [molecule(sp, seed=seed) for sp in species]
+    coords_a = run_packmol(molecules, [comp.counts[sp.name] for sp in species],
+                           box_nm=comp.box_nm, seed=seed, workdir=workdir, nloop=nloop)
+    topology = Topology()
+    for sp, mol in zip(species, molecules, strict=True):
+        chain = topology.addChain()
+        for _ in range(comp.counts[sp.name]):
+            add_residue(topology, chain, sp, mol)
+    edge = comp.box_nm
+    topology.setPeriodicBoxVectors([Vec3(edge, 0, 0), Vec3(0, edge, 0), Vec3(0, 0, edge)])
+    positions = coords_a / 10.0
+    check_min_distance(topology, positions, edge, PACKMOL_TOLERANCE_A / 10.0 * 0.95)
+    return topology, positions
+
+
+def run_packmol(
+    molecules: list[Any], counts: list[int], *, box_nm: float, seed: int, workdir: Path,
+    nloop: int | None = None,
+) -> NDArray[np.float64]:
+    """Run the Packmol binary; return packed coordinates, shape (n_atoms, 3), Angstrom."""
+    from packmol.cli import get_binary_path
+
+    edge_a = box_nm * 10.0
+    lines = [f"tolerance {PACKMOL_TOLERANCE_A}", "filetype xyz", "output packed.xyz",
+             f"seed {seed}", f"pbc 0. 0. 0. {edge_a:.4f} {edge_a:.4f} {edge_a:.4f}"]
+    lines += [f"nloop {nloop}", ""] if nloop else [""]
+    n_total = 0
+    for k, (mol, n) in enumerate(zip(molecules, counts, strict=True)):
+        name = f"species{k}.xyz"
+        _write_xyz(workdir / name, mol)
+        lines += [f"structure {name}", f"  number {n}", "end structure", ""]
+        n_total += n * mol.GetNumAtoms()
+    (workdir / "packmol.inp").write_text("\n".join(lines))
+    timeout = 120 + 0.05 * n_total
+    try:
+        with open(workdir / "packmol.inp") as stdin:
+            proc = subprocess.run([str(get_binary_path())], stdin=stdin, cwd=workdir,
+                                  capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise PackmolError(
+            f"Packmol did not finish packing {sum(counts)} molecules into a {box_nm:.2f} nm box "
+            f"within {timeout:.0f} s; the box is probably too dense (check molar volumes)"
+        ) from None
+    except FileNotFoundError as exc:
+        raise PackmolError(f"the Packmol binary is missing ({exc}); reinstall 'packmol'") from None
+    if proc.returncode != 0 or "Success!" not in proc.stdout:
+        raise PackmolError(
+            f"Packmol could not pack {sum(counts)} molecules into a {box_nm:.3f} nm box with "
+            f"{PACKMOL_TOLERANCE_A} A between molecules (exit status {proc.returncode}): the box "
+            "is too dense for these molecules; check the densities and molar volumes in the "
+            "system file"
+        )
+    return _read_xyz(workdir / "packed.xyz", n_total)
+
+
+def _write_xyz(path: Path, mol: Any) -> None:
+    xyz = mol.GetConformer().GetPositions()
+    rows = [f"{a.GetSymbol()} {x:.5f} {y:.5f} {z:.5f}"
+            for a, (x, y, z) in zip(mol.GetAtoms(), xyz, strict=True)]
+    path.write_text(f"{len(rows)}\nsolvflow species\n" + "\n".join(rows) + "\n")
+
+
+def _read_xyz(path: Path, n_atoms: int) -> NDArray[np.float64]:
+    lines = path.read_text().splitlines()
+    rows = [line.split()[1:4] for line in lines[2 : 2 + n_atoms]]
+    coords = np.asarray(rows, dtype=np.float64)
+    if coords.shape != (n_atoms, 3):
+        raise PackmolError(f"Packmol wrote {coords.shape[0]} atoms, expected {n_atoms}")
+    return coords
+
+
+def check_min_distance(topology: Any, positions_nm: NDArray[np.float64], edge_nm: float,
+                       minimum_nm: float) -> float:
+    """Smallest periodic distance between atoms of different residues (nm).
+
+    Raises :class:`BuildError` if it is below ``minimum_nm``.
+    """
+    from scipy.spatial import cKDTree
+
+    residue_of = np.fromiter((a.residue.index for a in topology.atoms()), dtype=np.int64)
+    wrapped = np.mod(positions_nm, edge_nm)
+    tree = cKDTree(wrapped, boxsize=edge_nm)
+    pairs = tree.query_pairs(r=max(minimum_nm, 0.3), output_type="ndarray")
+    inter = pairs[residue_of[pairs[:, 0]] != residue_of[pairs[:, 1]]]
+    if len(inter) == 0:
+        return float("inf")
+    delta = wrapped[inter[:, 0]] - wrapped[inter[:, 1]]
+    delta -= edge_nm * np.round(delta / edge_nm)
+    smallest = float(np.sqrt((delta**2).sum(axis=1)).min())
+    if smallest < minimum_nm:
+        raise BuildError(
+            f"packed box has atoms of different molecules {smallest:.3f} nm apart "
+            f"(< {minimum_nm:.3f} nm)"
+        )
+    return smallest
+
+
+def write_topology(rundir: Path, topology: Any, positions_nm: NDArray[np.float64]) -> Path:
+    """Write ``topology.pdb`` (``topology.cif`` above 99,999 atoms) with bonds and box."""
+    from openmm import unit
+    from openmm.app import PDBFile, PDBxFile
+
+    positions = unit.Quantity(positions_nm, unit.nanometer)
+    if topology.getNumAtoms() > PDB_ATOM_LIMIT:
+        path = rundir / "topology.cif"
+        with open(path, "w") as handle:
+            PDBxFile.writeFile(topology, positions, handle, keepIds=False)
+    else:
+        path = rundir / "topology.pdb"
+        with open(path, "w") as handle:
+            PDBFile.writeFile(topology, positions, handle, keepIds=False)
+    return path
+
+
+def spec_document(spec: SystemSpec, comp: Composition, species: list[Species], *,
+                  seed: int, charge_scale: float) -> dict[str, Any]:
+    """The resolved ``spec.yaml`` content (see docs/run-directory.md)."""
+    system = spec.to_dict()
+    request = {"system": system, "mode": comp.mode, "requested": comp.requested,
+               "n_salt": comp.n_salt, "seed": seed, "charge_scale": charge_scale}
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    entries = []
+    for sp in species:
+        names = atom_names(sp)
+        entry = sp.to_dict()
+        smarts = entry.pop("sites", None)
+        entry |= {"count": comp.counts[sp.name], "atom_names": names,
+                  "sites": [names[i] for i in site_indices(sp)]}
+        if smarts:
+            entry["sites_smarts"] = smarts
+        entries.append(entry)
+    cation = spec.cation.name
+    return {
+        "solvflow_version": __version__,
+        "input_hash": f"sha256:{digest}",
+        "seed": seed,
+        "system": system,
+        "charge_scale": charge_scale,
+        "temperature_K": spec.temperature_K,
+        "composition": comp.to_dict(),
+        "species": entries,
+        "analysis": {"cation": cation,
+                     "partners": [sp.name for sp in species if sp.name != cation]},
+    }
+

@@ -1,0 +1,104 @@
+"""The command line: exit status, messages, no tracebacks for user mistakes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import solvflow
+from solvflow.cli import main
+from solvflow.resources import data_dir
+
+
+def run_cli(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_acceptance_build_command(tmp_path, capsys):
+    # Issue 2: `solvflow build lifsi_dme --concentration 1.0 --n-salt 10 -o R` gives 10 Li+,
+    # 10 FSI- and the DME count 1 M implies (87: see test_composition.py).
+    code, out, err = run_cli(["build", "lifsi_dme", "--concentration", "1.0", "--n-salt", "10",
+                              "-o", tmp_path / "R"], capsys)
+    assert code == 0, err
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows["Li"][3] == "10" and rows["FSI"][3] == "10" and rows["DME"][3] == "87"
+    assert "molarity_M" in out and "box" in out and "atoms    1492" in out
+    assert (tmp_path / "R" / "topology.pdb").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["build", "nosuch", "-o", "{tmp}/x"], "unknown system 'nosuch'"),
+        (["build", "lifsi_dme", "-c", "0", "-o", "{tmp}/x"], "concentration must be positive"),
+        (["build", "lifsi_dme", "-c", "-2", "-o", "{tmp}/x"], "concentration must be positive"),
+        (["build", "lifsi_dme", "-c", "500", "-o", "{tmp}/x"], "beyond the allowed maximum"),
+        (["build", "lifsi_dme", "-c", "1", "-n", "0", "-o", "{tmp}/x"], "n_salt"),
+        (["build", "alcl3_emimcl", "-c", "1", "-o", "{tmp}/x"], "chloroaluminate melt"),
+        (["build", "alcl3_emimcl", "-r", "3", "-o", "{tmp}/x"], "must be in [0, 2]"),
+        (["build", "lifsi_dme", "--seed", "-1", "-o", "{tmp}/x"], "seed"),
+        (["build", "lifsi_dme", "--charge-scale", "2", "-o", "{tmp}/x"], "charge scale"),
+        (["build", "{tmp}/missing.yaml", "-o", "{tmp}/x"], "does not exist"),
+    ],
+)
+def test_user_mistakes_exit_2_with_a_message(tmp_path, capsys, args, message):
+    args = [a.format(tmp=tmp_path) for a in args]
+    code, out, err = run_cli(args, capsys)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_non_empty_output_needs_overwrite(tmp_path, capsys):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "notes.txt").write_text("x")
+    code, _, err = run_cli(["build", "lifsi_dme", "-n", "2", "-o", target], capsys)
+    assert code == 2 and "--overwrite" in err
+
+
+def test_argparse_rejects_two_measures_and_bad_ratio(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["build", "lifsi_dme", "-c", "1", "-m", "1", "-o", str(tmp_path / "x")])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["build", "lifsi_dme", "-r", "1:0", "-o", str(tmp_path / "x")])
+    assert "invalid ratio" in capsys.readouterr().err
+
+
+def test_ratio_accepts_a_colon(tmp_path, capsys):
+    code, out, err = run_cli(["build", "lifsi_dme", "-r", "1:4", "-n", "3", "-o",
+                              tmp_path / "r"], capsys)
+    assert code == 0, err
+    assert [line.split()[3] for line in out.splitlines() if line.startswith("DME")] == ["12"]
+
+
+def test_systems_lists_every_shipped_system(capsys):
+    code, out, _ = run_cli(["systems"], capsys)
+    assert code == 0
+    for name in ("lifsi_dme", "mg_tfsi2_dmac", "mg_tfsi2_dme", "ca_bhfip4_dme", "alcl3_emimcl"):
+        assert name in out
+
+
+def test_module_entry_point_runs_outside_the_source_tree(tmp_path):
+    env = dict(os.environ)
+    proc = subprocess.run([sys.executable, "-m", "solvflow", "--version"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"solvflow {solvflow.__version__}"
+
+
+def test_installed_package_carries_its_data():
+    package = Path(solvflow.__file__).parent
+    if "site-packages" not in str(package):
+        pytest.skip("solvflow runs from a source tree here, not from an installed wheel")
+    for kind in ("systems", "forcefields"):
+        assert package in data_dir(kind).parents, f"{kind} not shipped inside the wheel"
+    assert (data_dir("systems") / "lifsi_dme.yaml").is_file()
