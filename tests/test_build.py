@@ -100,6 +100,8 @@ def shipped_points():
         spec = load_system(name)
         if spec.kind == "chloroaluminate":
             yield from ((name, {"ratio": r, "n_salt": 10}) for r in spec.ratios)
+        elif spec.kind == "liquid":
+            yield name, {"n_salt": 20}
         else:
             yield from ((name, {"concentration": c, "n_salt": 2}) for c in spec.concentrations_M)
 

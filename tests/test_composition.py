@@ -129,3 +129,12 @@ def test_two_measures_at_once_is_an_error(lifsi):
 def test_bad_n_salt(lifsi, n):
     with pytest.raises(CompositionError, match="n_salt"):
         compose(lifsi, concentration=1.0, n_salt=n)
+
+
+def test_neat_liquid_counts_molecules():
+    comp = compose(load_system("dme"), n_salt=300)
+    assert comp.counts == {"DME": 300}
+    # 300 * 90.122 / 0.867 cm^3 per mole of boxes; density is the input density.
+    assert comp.estimated_density_g_cm3 == pytest.approx(0.867, rel=1e-3)
+    with pytest.raises(CompositionError, match="neat liquid"):
+        compose(load_system("dme"), concentration=1.0)

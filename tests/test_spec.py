@@ -10,7 +10,10 @@ import yaml
 from solvflow.errors import InputError, SpecError, SpeciesError, UnknownSystemError
 from solvflow.spec import available_systems, load_system
 
-SHIPPED = ["alcl3_emimcl", "ca_bhfip4_dme", "lifsi_dme", "mg_tfsi2_dmac", "mg_tfsi2_dme"]
+SHIPPED = [
+    "alcl3_emimcl", "ca_bhfip4_dme", "dmac", "dme", "lifsi_dme", "mg_tfsi2_dmac", "mg_tfsi2_dme"
+]
+ELECTROLYTES = [n for n in SHIPPED if n not in ("dme", "dmac")]
 
 
 def write(tmp_path: Path, data: dict) -> Path:
@@ -33,13 +36,13 @@ def test_shipped_systems_are_listed_and_load():
     for name in SHIPPED:
         spec = load_system(name)
         assert spec.provenance["source"] and spec.provenance["reference"]
-        assert spec.concentrations_M or spec.ratios
+        assert spec.concentrations_M or spec.ratios or spec.kind == "liquid"
         for sp in spec.species:
             assert sp.forcefield.endswith(".xml")
 
 
 def test_cations_of_shipped_systems():
-    cations = {name: load_system(name).cation.name for name in SHIPPED}
+    cations = {name: load_system(name).cation.name for name in ELECTROLYTES}
     assert cations == {"alcl3_emimcl": "EMIm", "ca_bhfip4_dme": "Ca", "lifsi_dme": "Li",
                        "mg_tfsi2_dmac": "Mg", "mg_tfsi2_dme": "Mg"}
 
@@ -153,6 +156,11 @@ def test_bad_sites_smarts(tmp_path):
     data = BASE | {"solvent": {"THF": 1.0}, "species": ["Li", "FSI", custom]}
     with pytest.raises(SpeciesError, match="matches no atom"):
         load_system(write(tmp_path, data))
+
+
+def test_neat_liquid_has_no_cation():
+    spec = load_system("dme")
+    assert spec.kind == "liquid" and spec.cation is None and spec.solvent == {"DME": 1.0}
 
 
 def test_every_error_here_is_an_input_error():

@@ -305,7 +305,9 @@ def spec_document(spec: SystemSpec, comp: Composition, species: list[Species], *
         if smarts:
             entry["sites_smarts"] = smarts
         entries.append(entry)
-    cation = spec.cation.name
+    cation = spec.cation.name if spec.cation else None
+    analysis = ({"cation": cation, "partners": [sp.name for sp in species if sp.name != cation]}
+                if cation else {})
     return {
         "solvflow_version": __version__,
         "input_hash": f"sha256:{digest}",
@@ -315,7 +317,6 @@ def spec_document(spec: SystemSpec, comp: Composition, species: list[Species], *
         "temperature_K": spec.temperature_K,
         "composition": comp.to_dict(),
         "species": entries,
-        "analysis": {"cation": cation,
-                     "partners": [sp.name for sp in species if sp.name != cation]},
+        "analysis": analysis,
     }
 

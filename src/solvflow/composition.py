@@ -15,6 +15,8 @@ Chloroaluminate melts take r = n(AlCl3)/n(cation Cl) and the stoichiometric
 speciation: r <= 1 gives Cl- (1 - r) and AlCl4- (r) per cation;
 1 <= r <= 2 gives AlCl4- (2 - r) and Al2Cl7- (r - 1).
 
+Neat liquids (kind ``liquid``) take a molecule count only.
+
 Counts are integers, so every result carries the nominal (requested) and
 the achieved (from the integer counts) composition.
 """
@@ -30,7 +32,7 @@ from solvflow.spec import SystemSpec
 from solvflow.species import molar_mass, molar_volume, n_atoms
 
 AVOGADRO = 6.02214076e23
-MODES = ("molarity", "molality", "ratio", "lewis_ratio")
+MODES = ("molarity", "molality", "ratio", "lewis_ratio", "neat")
 MAX_MOLARITY_M = 20.0
 MAX_MOLALITY_MOL_KG = 50.0
 MAX_ATOMS = 3_000_000
@@ -111,7 +113,10 @@ def compose(
     if n_salt is not None:
         if isinstance(n_salt, bool) or not isinstance(n_salt, int) or n_salt < 1:
             raise CompositionError(f"n_salt must be a positive integer, got {n_salt!r}")
-    if mode == "lewis_ratio":
+    if mode == "neat":
+        n = n_salt or _default_n(spec, _split_solvent(spec, 1000), 1000, target_atoms)
+        counts = _split_solvent(spec, n)
+    elif mode == "lewis_ratio":
         per_unit = _chloroaluminate_counts(spec, value, 1000)
         n = n_salt or _default_n(spec, per_unit, 1000, target_atoms)
         counts = _chloroaluminate_counts(spec, value, n)
@@ -132,6 +137,12 @@ def _choose_mode(
         raise CompositionError(
             f"give only one of concentration, molality and ratio (got {', '.join(given)})"
         )
+    if spec.kind == "liquid":
+        if given:
+            raise CompositionError(
+                f"{spec.name} is a neat liquid: give only the number of molecules (n_salt)"
+            )
+        return "neat", 1.0
     if spec.kind == "chloroaluminate":
         if concentration is not None or molality is not None:
             raise CompositionError(
@@ -263,6 +274,10 @@ def _measures(
 ) -> tuple[dict[str, float], dict[str, float]]:
     if spec.kind == "chloroaluminate":
         return _lewis_measures(spec, value, counts)
+    if spec.kind == "liquid":
+        total = sum(counts.values())
+        fractions = {f"x_{name}": round(c / total, 6) for name, c in counts.items()}
+        return {f"x_{name}": x for name, x in spec.solvent.items()}, fractions
     n_solvent = sum(counts[s] for s in spec.solvent)
     solvent_kg = sum(counts[s] * molar_mass(spec.get(s)) for s in spec.solvent) / 1000.0
     achieved = {

@@ -10,6 +10,9 @@ A system file (``systems/<name>.yaml``) declares what to mix. Two kinds:
     AlCl3/[cation]Cl melts; ``ions`` names the organic cation, chloride,
     monomer (AlCl4-) and dimer (Al2Cl7-) species; ``ratios`` lists the
     r = n(AlCl3)/n(cation Cl) of interest.
+``liquid``
+    a neat liquid or a neutral mixture (force-field validation: densities);
+    ``solvent`` maps species to mole fractions; sizes are molecule counts.
 
 ``species`` lists species by name (looked up in ``systems/_species.yaml``)
 or as full mappings. Unknown keys anywhere are errors: a typo must never be
@@ -30,17 +33,19 @@ from solvflow.errors import SpecError, UnknownSystemError
 from solvflow.resources import data_dir
 from solvflow.species import Species, validate_species
 
-KINDS = ("salt_solution", "chloroaluminate")
+KINDS = ("salt_solution", "chloroaluminate", "liquid")
 LIBRARY_FILE = "_species.yaml"
 
 _COMMON_KEYS = {"name", "title", "kind", "provenance", "temperature_K", "charge_scale", "species"}
 _KIND_KEYS = {
     "salt_solution": {"salt", "solvent", "concentrations_M"},
     "chloroaluminate": {"ions", "ratios"},
+    "liquid": {"solvent"},
 }
 _REQUIRED = {
     "salt_solution": {"name", "kind", "species", "salt", "solvent"},
     "chloroaluminate": {"name", "kind", "species", "ions"},
+    "liquid": {"name", "kind", "species", "solvent"},
 }
 _PROVENANCE_KEYS = {"source", "reference", "notes"}
 _SPECIES_KEYS = {
@@ -78,10 +83,12 @@ class SystemSpec:
         raise SpecError(f"system {self.name!r} has no species {name!r}; it has {known}")
 
     @property
-    def cation(self) -> Species:
-        """The species whose solvation shells are analysed."""
+    def cation(self) -> Species | None:
+        """The species whose solvation shells are analysed (None for a neat liquid)."""
         if self.kind == "chloroaluminate":
             return self.get(self.ions["cation"])
+        if self.kind == "liquid":
+            return None
         return next(self.get(n) for n in self.salt if self.get(n).role == "cation")
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +101,8 @@ class SystemSpec:
             out["salt"] = dict(self.salt)
             out["solvent"] = dict(self.solvent)
             out["concentrations_M"] = list(self.concentrations_M)
+        elif self.kind == "liquid":
+            out["solvent"] = dict(self.solvent)
         else:
             out["ions"] = dict(self.ions)
             out["ratios"] = list(self.ratios)
@@ -193,7 +202,17 @@ def parse_system(raw: dict[str, Any], where: str, base_dir: Path | None = None) 
     )
     if kind == "salt_solution":
         return _parse_salt_solution(raw, spec, where)
+    if kind == "liquid":
+        return _parse_liquid(raw, spec, where)
     return _parse_chloroaluminate(raw, spec, where)
+
+
+def _parse_liquid(raw: dict[str, Any], spec: SystemSpec, where: str) -> SystemSpec:
+    solvent = _solvent_fractions(raw["solvent"], spec, where)
+    unused = [sp.name for sp in spec.species if sp.name not in solvent]
+    if unused:
+        raise SpecError(f"{where}: species {unused} are listed but not in 'solvent'")
+    return _replace(spec, solvent=solvent)
 
 
 def _parse_species_list(entries: Any, where: str, base_dir: Path | None) -> tuple[Species, ...]:

@@ -17,9 +17,9 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ratio", "-r", type=_ratio, metavar="R",
                        help="salt solutions: salt:solvent molar ratio (0.25 or 1:4); "
                             "chloroaluminates: r = n(AlCl3)/n(EMImCl), 0 <= r <= 2")
-    parser.add_argument("--n-salt", "-n", type=int, metavar="N",
-                        help="salt formula units (chloroaluminates: EMIm+ ions); "
-                             "default: about 5,000 atoms")
+    parser.add_argument("--n-salt", "--n-molecules", "-n", dest="n_salt", type=int, metavar="N",
+                        help="salt formula units (chloroaluminates: EMIm+ ions; neat liquids: "
+                             "molecules); default: about 5,000 atoms")
     parser.add_argument("--seed", type=int, default=1, help="RDKit and Packmol seed (default 1)")
     parser.add_argument("--charge-scale", type=float, metavar="F",
                         help="scale ionic charges by F (0.5-1.0); default: the system file's")

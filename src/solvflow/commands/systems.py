@@ -14,6 +14,8 @@ def _run(args: argparse.Namespace) -> int:
         species = ", ".join(f"{sp.name} ({sp.residue})" for sp in spec.species)
         if spec.kind == "chloroaluminate":
             points = "r = " + ", ".join(f"{r:g}" for r in spec.ratios)
+        elif spec.kind == "liquid":
+            points = "neat liquid (force-field validation)"
         else:
             points = ", ".join(f"{c:g} M" for c in spec.concentrations_M)
         print(f"{name:<16}{spec.title}\n{'':<16}species: {species}\n{'':<16}"
