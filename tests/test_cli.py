@@ -30,6 +30,14 @@ def test_acceptance_build_command(tmp_path, capsys):
     assert rows["Li"][3] == "10" and rows["FSI"][3] == "10" and rows["DME"][3] == "87"
     assert "molarity_M" in out and "box" in out and "atoms    1492" in out
     assert (tmp_path / "R" / "topology.pdb").is_file()
+    assert (tmp_path / "R" / "system.xml").is_file()
+
+
+def test_box_smaller_than_twice_the_cutoff_is_refused(tmp_path, capsys):
+    code, _, err = run_cli(["build", "lifsi_dme", "-r", "1:4", "-n", "3", "-o", tmp_path / "s"],
+                           capsys)
+    assert code == 2 and "shorter than twice the cutoff" in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize(
@@ -74,8 +82,9 @@ def test_argparse_rejects_two_measures_and_bad_ratio(tmp_path, capsys):
 
 
 def test_ratio_accepts_a_colon(tmp_path, capsys):
-    code, out, err = run_cli(["build", "lifsi_dme", "-r", "1:4", "-n", "3", "-o",
-                              tmp_path / "r"], capsys)
+    # 3 LiFSI + 12 DME is a 1.37 nm box: only a cutoff below half of it fits.
+    code, out, err = run_cli(["build", "lifsi_dme", "-r", "1:4", "-n", "3", "--cutoff-nm", "0.65",
+                              "-o", tmp_path / "r"], capsys)
     assert code == 0, err
     assert [line.split()[3] for line in out.splitlines() if line.startswith("DME")] == ["12"]
 

@@ -59,6 +59,7 @@ def build(
     charge_scale: float | None = None,
     overwrite: bool = False,
     write_system: bool = True,
+    cutoff_nm: float | None = None,
     packmol_nloop: int | None = None,
 ) -> BuildResult:
     """Build the box for ``system`` at one composition into the run directory ``output``.
@@ -81,7 +82,9 @@ def build(
         Ionic charge scaling recorded for parametrisation; default: the
         system file's ``charge_scale``.
     write_system : bool
-        Also write ``system.xml`` (needs the force-field module and files).
+        Also write ``system.xml`` (OpenMM System; see :mod:`solvflow.forcefield`).
+    cutoff_nm : float, optional
+        Non-bonded cutoff (default 1.0 nm; LJ switched from 0.1 nm below it).
     packmol_nloop : int, optional
         Cap on Packmol's optimisation loops (default: Packmol's own), so an
         impossible box fails sooner.
@@ -93,6 +96,7 @@ def build(
     spec = load_system(system)
     seed = _check_seed(seed)
     scale = spec.charge_scale if charge_scale is None else _check_scale(charge_scale)
+    settings = system_settings(scale, cutoff_nm)
     comp = compose(spec, concentration=concentration, molality=molality, ratio=ratio,
                    n_salt=n_salt)
     if comp.estimated_density_g_cm3 > MAX_DENSITY_G_CM3:
@@ -112,7 +116,9 @@ def build(
         resolved = spec_document(spec, comp, species, seed=seed, charge_scale=scale)
         (staging / "spec.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
         if write_system:
-            _write_system_if_available(staging)
+            from solvflow.forcefield import write_system as write_system_xml
+
+            write_system_xml(staging, settings)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
@@ -151,12 +157,21 @@ def _check_output(target: Path, overwrite: bool) -> None:
         )
 
 
-def _write_system_if_available(rundir: Path) -> None:
-    try:
-        from solvflow.forcefield import write_system
-    except ImportError:  # force-field module not installed in this build of solvflow
-        return
-    write_system(rundir)
+def system_settings(charge_scale: float, cutoff_nm: float | None) -> Any:
+    """Validated :class:`~solvflow.forcefield.SystemSettings` for a build."""
+    from solvflow.forcefield import DEFAULT_CUTOFF_NM, SystemSettings
+
+    if cutoff_nm is None:
+        return SystemSettings(charge_scale=charge_scale)
+    if isinstance(cutoff_nm, bool) or not isinstance(cutoff_nm, (int, float)) or not (
+        0.6 <= cutoff_nm <= 2.5
+    ):
+        raise InputError(
+            f"cutoff must be a number of nm in [0.6, 2.5] (default {DEFAULT_CUTOFF_NM}), "
+            f"got {cutoff_nm!r}"
+        )
+    return SystemSettings(charge_scale=charge_scale, cutoff_nm=float(cutoff_nm),
+                          switch_nm=float(cutoff_nm) - 0.1)
 
 
 def pack_box(

@@ -23,6 +23,9 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="RDKit and Packmol seed (default 1)")
     parser.add_argument("--charge-scale", type=float, metavar="F",
                         help="scale ionic charges by F (0.5-1.0); default: the system file's")
+    parser.add_argument("--cutoff-nm", type=float, metavar="NM",
+                        help="non-bonded cutoff in nm (default 1.0; LJ switched over the last "
+                             "0.1 nm, PME beyond); the box edge must be at least twice it")
     parser.add_argument("-o", "--output", required=True, metavar="RUNDIR",
                         help="run directory to create")
     parser.add_argument("--overwrite", action="store_true",
@@ -47,7 +50,8 @@ def build_from_args(args: argparse.Namespace) -> Any:
 
     return build(args.system, output=args.output, concentration=args.concentration,
                  molality=args.molality, ratio=args.ratio, n_salt=args.n_salt, seed=args.seed,
-                 charge_scale=args.charge_scale, overwrite=args.overwrite)
+                 charge_scale=args.charge_scale, overwrite=args.overwrite,
+                 cutoff_nm=args.cutoff_nm)
 
 
 def composition_table(result: Any) -> str:

@@ -1,0 +1,76 @@
+"""``solvflow parametrize``: system.xml for a run directory, or an XML for a new species."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from solvflow.errors import InputError
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.smiles is not None:
+        return _new_species(args)
+    if args.rundir is None:
+        raise InputError("give a run directory (system.xml for a built box) or --smiles SMILES "
+                         "--name NAME (a force-field XML for a new organic species)")
+    return _rundir(args)
+
+
+def _new_species(args: argparse.Namespace) -> int:
+    from solvflow.parametrize import parametrize_species
+
+    if args.rundir is not None:
+        raise InputError("give either a run directory or --smiles, not both")
+    if not args.name:
+        raise InputError("--smiles needs --name NAME (species name, also the XML file name)")
+    path = parametrize_species(args.smiles, args.name, args.residue, output=args.output)
+    residue = args.residue or args.name[:3].upper()
+    from rdkit import Chem
+
+    charge = Chem.GetFormalCharge(Chem.MolFromSmiles(args.smiles))
+    role = "solvent" if charge == 0 else ("cation" if charge > 0 else "anion")
+    print(f"wrote {path} (GAFF2 types, AM1-BCC charges, residue {residue})")
+    print("use it in a system file's species list, e.g.:")
+    print(f"  - {{name: {args.name}, smiles: \"{args.smiles}\", residue: {residue}, "
+          f"charge: {charge}, "
+          f"role: {role}, forcefield: {path.resolve()}, density_g_cm3: ...}}")
+    return 0
+
+
+def _rundir(args: argparse.Namespace) -> int:
+    import yaml
+
+    from solvflow.build import system_settings
+    from solvflow.forcefield import settings_from_spec, write_system
+
+    rundir = Path(args.rundir)
+    if not (rundir / "spec.yaml").is_file():
+        raise InputError(f"{rundir} is not a solvflow run directory (no spec.yaml)")
+    stored = settings_from_spec(yaml.safe_load((rundir / "spec.yaml").read_text()))
+    scale = stored.charge_scale if args.charge_scale is None else args.charge_scale
+    if args.charge_scale is not None and not 0.5 <= args.charge_scale <= 1.0:
+        raise InputError(f"--charge-scale must be in [0.5, 1.0], got {args.charge_scale}")
+    cutoff = stored.cutoff_nm if args.cutoff_nm is None else args.cutoff_nm
+    path = write_system(rundir, system_settings(scale, cutoff))
+    print(f"wrote {path} (charge scale {scale:g}, cutoff {cutoff:g} nm)")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "parametrize", help="write system.xml for a run directory, or an XML for a new species",
+        description="With RUNDIR: (re)write its system.xml (PME, geometric LJ mixing, scaled "
+                    "ionic charges). With --smiles/--name: GAFF2 types and AM1-BCC charges "
+                    "through AmberTools for a new organic species.")
+    parser.add_argument("rundir", nargs="?", help="run directory made by `solvflow build`")
+    parser.add_argument("--charge-scale", type=float, metavar="F",
+                        help="ionic charge scale (0.5-1.0); default: the one in spec.yaml")
+    parser.add_argument("--cutoff-nm", type=float, metavar="NM", help="non-bonded cutoff, nm")
+    parser.add_argument("--smiles", help="SMILES of a new organic species")
+    parser.add_argument("--name", help="name of the new species (XML file stem)")
+    parser.add_argument("--residue", help="residue name, 1-3 characters (default: from --name)")
+    parser.add_argument("-o", "--output", default=".", metavar="DIR",
+                        help="folder for the new species' XML (default: current folder)")
+    parser.set_defaults(func=_run)

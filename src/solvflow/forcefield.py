@@ -1,0 +1,365 @@
+"""Force fields: loading the shipped XML, OPLS geometric mixing, ionic charge scaling.
+
+Every shipped species is covered by an OpenMM ForceField XML in ``forcefields/``
+(installed as ``solvflow/data/ffxml/solvflow/``). The files follow OPLS-AA /
+CL&P conventions: Lennard-Jones sigma and epsilon mix *geometrically*
+(sigma_ij = sqrt(sigma_i sigma_j), epsilon_ij = sqrt(epsilon_i epsilon_j)) and
+1-4 pairs are scaled 0.5 (Coulomb) and 0.5 (LJ).
+
+OpenMM's ``NonbondedForce`` mixes Lorentz-Berthelot, so :func:`create_system`
+moves all Lennard-Jones interactions into a ``CustomNonbondedForce`` whose
+energy is exact geometric mixing written as a product of per-particle factors
+(cheap on a GPU: two multiplications per pair, no square roots)::
+
+    E_LJ = a_i a_j / r^12 - b_i b_j / r^6,   a = 2 sqrt(eps) sigma^6,  b = 2 sqrt(eps) sigma^3
+
+which equals ``4 eps_ij [(sigma_ij/r)^12 - (sigma_ij/r)^6]`` with geometric
+sigma_ij and eps_ij. Electrostatics stay in the ``NonbondedForce`` (PME), and
+1-4 pairs stay there as exceptions with geometric sigma and 0.5 x epsilon.
+
+Ionic charges (every residue with a non-zero net charge) are multiplied by
+the charge scale (electronic continuum correction); 1-4 charge products of
+those residues are scaled by its square.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from solvflow.errors import ForceFieldError, InputError
+from solvflow.resources import data_dir
+
+DEFAULT_CUTOFF_NM = 1.0
+DEFAULT_SWITCH_NM = 0.9
+EWALD_TOLERANCE = 5e-4
+LJ_14_SCALE = 0.5
+COULOMB_14_SCALE = 0.5
+_LJ_EXPRESSION = "(a1*a2*ir6 - b1*b2)*ir6; ir6 = 1/r^6"
+
+
+@dataclass(frozen=True)
+class SystemSettings:
+    """How a box becomes an OpenMM System (recorded in spec.yaml and reports)."""
+
+    charge_scale: float = 1.0
+    cutoff_nm: float = DEFAULT_CUTOFF_NM
+    switch_nm: float = DEFAULT_SWITCH_NM
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "charge_scale": self.charge_scale,
+            "electrostatics": f"PME (ewald error tolerance {EWALD_TOLERANCE:g})",
+            "cutoff_nm": self.cutoff_nm,
+            "lj_switch_nm": self.switch_nm,
+            "lj_long_range_correction": True,
+            "mixing": "geometric (sigma and epsilon), CustomNonbondedForce",
+            "scale_14": {"coulomb": COULOMB_14_SCALE, "lj": LJ_14_SCALE},
+            "constraints": "HBonds",
+            "charge_scaling": "charges of every ion (residue with net charge) x charge_scale",
+        }
+
+
+def forcefield_path(name: str) -> Path:
+    """The XML file for a species' ``forcefield`` entry (shipped name or a path)."""
+    candidate = Path(name)
+    if candidate.is_absolute() or os.sep in name:
+        if not candidate.is_file():
+            raise ForceFieldError(f"force-field file {name!r} does not exist")
+        return candidate
+    shipped = data_dir("forcefields") / name
+    if not shipped.is_file():
+        available = sorted(p.name for p in data_dir("forcefields").glob("*.xml"))
+        raise ForceFieldError(
+            f"no shipped force-field file {name!r}; shipped: {', '.join(available) or 'none'} "
+            "(or give a path; `solvflow parametrize --smiles` makes one for a new organic species)"
+        )
+    return shipped
+
+
+def load_forcefield(files: Iterable[str | Path]) -> Any:
+    """An ``openmm.app.ForceField`` from shipped names or paths (each loaded once)."""
+    from openmm.app import ForceField
+
+    paths: list[str] = []
+    for name in files:
+        path = str(forcefield_path(str(name)))
+        if path not in paths:
+            paths.append(path)
+    try:
+        return ForceField(*paths)
+    except (ValueError, KeyError) as exc:
+        raise ForceFieldError(f"cannot load force-field files {paths}: {exc}") from None
+
+
+def create_system(
+    topology: Any,
+    forcefield: Any,
+    *,
+    settings: SystemSettings | None = None,
+    periodic: bool = True,
+) -> Any:
+    """An OpenMM System for ``topology`` with geometric mixing and scaled ionic charges.
+
+    Parameters
+    ----------
+    topology : openmm.app.Topology
+        With bonds (and a periodic box when ``periodic``).
+    forcefield : openmm.app.ForceField
+    settings : SystemSettings, optional
+        Charge scale, cutoff and switching distance (nm).
+    periodic : bool
+        PME with a cutoff (True) or no cutoff (False, for single molecules).
+
+    Raises
+    ------
+    ForceFieldError
+        A residue has no template, or a bond or angle has no parameters (the
+        message names the residue and the atoms).
+    """
+    from openmm import unit
+    from openmm.app import PME, HBonds, NoCutoff
+
+    settings = settings or SystemSettings()
+    if periodic:
+        _check_box(topology, settings.cutoff_nm)
+        kwargs: dict[str, Any] = {
+            "nonbondedMethod": PME,
+            "nonbondedCutoff": settings.cutoff_nm * unit.nanometer,
+            "ewaldErrorTolerance": EWALD_TOLERANCE,
+        }
+    else:
+        kwargs = {"nonbondedMethod": NoCutoff}
+    try:
+        system = forcefield.createSystem(topology, constraints=HBonds, **kwargs)
+    except ValueError as exc:
+        raise ForceFieldError(_template_message(str(exc))) from None
+    check_coverage(topology, system)
+    scale_ionic_charges(system, topology, settings.charge_scale)
+    apply_geometric_mixing(system, settings.switch_nm if periodic else None)
+    return system
+
+
+def _template_message(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else text
+    return (f"{first} Every species needs a residue template in its force-field file "
+            "(residue and atom names as in topology.pdb; see docs/forcefields.md).")
+
+
+def _check_box(topology: Any, cutoff_nm: float) -> None:
+    from openmm import unit
+
+    vectors = topology.getPeriodicBoxVectors()
+    if vectors is None:
+        raise InputError("the topology has no periodic box (CRYST1); cannot use PME")
+    edges = [v.value_in_unit(unit.nanometer) for v in vectors]
+    shortest = min(edges[0][0], edges[1][1], edges[2][2])
+    if shortest < 2.0 * cutoff_nm:
+        raise InputError(
+            f"the box edge {shortest:.2f} nm is shorter than twice the cutoff "
+            f"({cutoff_nm:g} nm): use more molecules or a smaller cutoff (cutoff_nm)"
+        )
+
+
+def check_coverage(topology: Any, system: Any) -> None:
+    """Raise :class:`ForceFieldError` if a bond or angle of the topology got no parameters.
+
+    OpenMM's ForceField silently skips bonds and angles whose atom classes
+    have no entry; a molecule would then fall apart or bend freely.
+    """
+    import openmm
+
+    bonded: dict[int, set[int]] = {a.index: set() for a in topology.atoms()}
+    for a, b in topology.bonds():
+        bonded[a.index].add(b.index)
+        bonded[b.index].add(a.index)
+    have_bonds: set[frozenset[int]] = set()
+    have_angles: set[tuple[int, int, int]] = set()
+    for force in system.getForces():
+        if isinstance(force, openmm.HarmonicBondForce):
+            for k in range(force.getNumBonds()):
+                i, j, *_ = force.getBondParameters(k)
+                have_bonds.add(frozenset((i, j)))
+        elif isinstance(force, openmm.HarmonicAngleForce):
+            for k in range(force.getNumAngles()):
+                i, j, m, *_ = force.getAngleParameters(k)
+                have_angles.add((min(i, m), j, max(i, m)))
+    for k in range(system.getNumConstraints()):
+        i, j, _ = system.getConstraintParameters(k)
+        have_bonds.add(frozenset((i, j)))
+    atoms = list(topology.atoms())
+    for a, b in topology.bonds():
+        if frozenset((a.index, b.index)) not in have_bonds:
+            raise ForceFieldError(f"no bond parameters for {_describe(atoms, a.index, b.index)}")
+    for centre, partners in bonded.items():
+        ordered = sorted(partners)
+        for x, i in enumerate(ordered):
+            for m in ordered[x + 1 :]:
+                if (i, centre, m) not in have_angles:
+                    raise ForceFieldError(
+                        f"no angle parameters for {_describe(atoms, i, centre, m)}"
+                    )
+
+
+def _describe(atoms: list[Any], *indices: int) -> str:
+    residue = atoms[indices[0]].residue
+    names = "-".join(atoms[i].name for i in indices)
+    return (f"residue {residue.index + 1} ({residue.name}), atoms {names}: "
+            "add them to the residue's force-field file")
+
+
+def scale_ionic_charges(system: Any, topology: Any, scale: float) -> list[str]:
+    """Multiply the charges of every ionic residue by ``scale`` (in place).
+
+    Returns the names of the residues scaled (one entry per residue name).
+    """
+    if scale == 1.0:
+        return []
+    nonbonded = _nonbonded(system)
+    factor = [1.0] * system.getNumParticles()
+    scaled: list[str] = []
+    for residue in topology.residues():
+        indices = [a.index for a in residue.atoms()]
+        net = sum(nonbonded.getParticleParameters(i)[0]._value for i in indices)
+        if abs(net) < 1e-6:
+            continue
+        if residue.name not in scaled:
+            scaled.append(residue.name)
+        for i in indices:
+            factor[i] = scale
+            q, sigma, eps = nonbonded.getParticleParameters(i)
+            nonbonded.setParticleParameters(i, q * scale, sigma, eps)
+    for k in range(nonbonded.getNumExceptions()):
+        i, j, qq, sigma, eps = nonbonded.getExceptionParameters(k)
+        if factor[i] != 1.0 or factor[j] != 1.0:
+            nonbonded.setExceptionParameters(k, i, j, qq * factor[i] * factor[j], sigma, eps)
+    return scaled
+
+
+def _nonbonded(system: Any) -> Any:
+    import openmm
+
+    found = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)]
+    if len(found) != 1:
+        raise ForceFieldError(f"expected one NonbondedForce in the system, found {len(found)}")
+    return found[0]
+
+
+def apply_geometric_mixing(system: Any, switch_nm: float | None = DEFAULT_SWITCH_NM) -> Any:
+    """Move Lennard-Jones terms to a geometric-mixing ``CustomNonbondedForce`` (in place).
+
+    The ``NonbondedForce`` keeps charges (and PME); its LJ epsilon becomes 0.
+    1-4 exceptions get sigma_ij = sqrt(sigma_i sigma_j) (OpenMM wrote the
+    arithmetic mean) and keep epsilon = 0.5 sqrt(eps_i eps_j). Excluded pairs
+    (1-2, 1-3, 1-4) are excluded from the custom force. Returns the new force.
+    """
+    import openmm
+
+    nonbonded = _nonbonded(system)
+    custom = openmm.CustomNonbondedForce(_LJ_EXPRESSION)
+    custom.setName("LennardJonesGeometric")
+    custom.addPerParticleParameter("a")
+    custom.addPerParticleParameter("b")
+    sigma_eps: list[tuple[float, float]] = []
+    for i in range(nonbonded.getNumParticles()):
+        q, sigma, eps = nonbonded.getParticleParameters(i)
+        s, e = sigma.value_in_unit(sigma.unit), eps.value_in_unit(eps.unit)
+        sigma_eps.append((s, e))
+        custom.addParticle([2.0 * math.sqrt(e) * s**6, 2.0 * math.sqrt(e) * s**3])
+        nonbonded.setParticleParameters(i, q, 1.0, 0.0)
+    for k in range(nonbonded.getNumExceptions()):
+        i, j, qq, _sigma, eps = nonbonded.getExceptionParameters(k)
+        custom.addExclusion(i, j)
+        if eps.value_in_unit(eps.unit) != 0.0:
+            (si, ei), (sj, ej) = sigma_eps[i], sigma_eps[j]
+            nonbonded.setExceptionParameters(
+                k, i, j, qq, math.sqrt(si * sj), LJ_14_SCALE * math.sqrt(ei * ej)
+            )
+    if nonbonded.getNonbondedMethod() == openmm.NonbondedForce.NoCutoff:
+        custom.setNonbondedMethod(openmm.CustomNonbondedForce.NoCutoff)
+    else:
+        cutoff = nonbonded.getCutoffDistance()
+        custom.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffPeriodic)
+        custom.setCutoffDistance(cutoff)
+        custom.setUseLongRangeCorrection(True)
+        if switch_nm is not None:
+            custom.setUseSwitchingFunction(True)
+            custom.setSwitchingDistance(switch_nm)
+    nonbonded.setUseDispersionCorrection(False)
+    nonbonded.setUseSwitchingFunction(False)
+    system.addForce(custom)
+    return custom
+
+
+def settings_from_spec(spec: dict[str, Any]) -> SystemSettings:
+    """The :class:`SystemSettings` recorded in a run directory's spec.yaml (or defaults)."""
+    stored = spec.get("forcefield") or {}
+    return SystemSettings(
+        charge_scale=float(spec.get("charge_scale", 1.0)),
+        cutoff_nm=float(stored.get("cutoff_nm", DEFAULT_CUTOFF_NM)),
+        switch_nm=float(stored.get("lj_switch_nm", DEFAULT_SWITCH_NM)),
+    )
+
+
+def system_for_rundir(
+    rundir: str | Path, settings: SystemSettings | None = None
+) -> tuple[Any, Any]:
+    """(topology, System) for a built run directory, from its spec.yaml species."""
+    rundir = Path(rundir)
+    spec = _read_spec(rundir)
+    return _system_from_spec(rundir, spec, settings or settings_from_spec(spec))
+
+
+def _system_from_spec(
+    rundir: Path, spec: dict[str, Any], settings: SystemSettings
+) -> tuple[Any, Any]:
+    from openmm.app import PDBFile, PDBxFile
+
+    pdb = rundir / "topology.pdb"
+    structure = PDBFile(str(pdb)) if pdb.is_file() else PDBxFile(str(rundir / "topology.cif"))
+    forcefield = load_forcefield(entry["forcefield"] for entry in spec["species"])
+    return structure.topology, create_system(structure.topology, forcefield, settings=settings)
+
+
+def write_system(rundir: str | Path, settings: SystemSettings | None = None) -> Path:
+    """Write ``system.xml`` for a run directory and record the settings in spec.yaml.
+
+    The file is a serialized OpenMM System (``openmm.XmlSerializer``), usable
+    without solvflow. Both files are replaced atomically.
+    """
+    from openmm import XmlSerializer
+
+    rundir = Path(rundir)
+    spec = _read_spec(rundir)
+    settings = settings or settings_from_spec(spec)
+    _topology, system = _system_from_spec(rundir, spec, settings)
+    files = sorted({entry["forcefield"] for entry in spec["species"]})
+    spec["charge_scale"] = settings.charge_scale
+    spec["forcefield"] = {"files": files, **settings.to_dict()}
+    _atomic_write(rundir / "system.xml", XmlSerializer.serialize(system))
+    _atomic_write(rundir / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
+    return rundir / "system.xml"
+
+
+def _read_spec(rundir: Path) -> dict[str, Any]:
+    path = rundir / "spec.yaml"
+    if not path.is_file():
+        raise InputError(f"{rundir} is not a solvflow run directory (no spec.yaml)")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or "species" not in data:
+        raise InputError(f"{path} has no species list; rebuild the run directory")
+    return data
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
