@@ -95,7 +95,7 @@ def load_forcefield(files: Iterable[str | Path]) -> Any:
             paths.append(path)
     try:
         return ForceField(*paths)
-    except (ValueError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - OpenMM raises a bare Exception for bad XML
         raise ForceFieldError(f"cannot load force-field files {paths}: {exc}") from None
 
 
