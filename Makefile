@@ -29,7 +29,7 @@ test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-test
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks validation tools
 	$(BIN)/mypy
 
 clean:
