@@ -110,8 +110,10 @@ def build(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         species = [spec.get(name) for name in comp.counts]
-        topology, positions = pack_box(species, comp, seed=seed, workdir=staging,
+        scratch = Path(tempfile.mkdtemp(prefix="packmol-", dir=staging))
+        topology, positions = pack_box(species, comp, seed=seed, workdir=scratch,
                                        nloop=packmol_nloop)
+        shutil.rmtree(scratch)
         topology_file = write_topology(staging, topology, positions)
         resolved = spec_document(spec, comp, species, seed=seed, charge_scale=scale)
         (staging / "spec.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))

@@ -1,0 +1,390 @@
+"""``analyze``: the user-facing entry point (run directory or any trajectory + topology).
+
+Two passes over the trajectory:
+
+1. **RDF pass** over a sample of at most ``rdf_frames`` evenly strided
+   analysed frames: cation-site RDFs of every partner (reported and plotted)
+   and, for partners without a given cutoff, the first minimum of the
+   smoothed RDF as cutoff. No minimum -> :class:`AnalysisInputError` asking
+   for ``--cutoff NAME=NM`` (no silent fallback).
+2. **Main pass** over all analysed frames in chunks: shells, pairing,
+   clusters, residence and diffusion (see :mod:`solvflow.analysis.engine`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mdtraj as md
+import numpy as np
+import yaml
+
+from solvflow.analysis.engine import SolvationAccumulator
+from solvflow.analysis.groups import Group, groups_from_spec, parse_named, select_groups
+from solvflow.analysis.rdf import RDF, RDFAccumulator, first_minimum
+from solvflow.analysis.trajectory import (
+    FrameRange,
+    chunk_boxes,
+    count_frames,
+    frame_range,
+    iter_chunks,
+    parse_box,
+    trajectory_time_step_ps,
+)
+from solvflow.analysis.transport import CentreTracker
+from solvflow.errors import AnalysisInputError
+
+DEFINITIONS = {
+    "shell": "partner sites within the partner's cutoff of the cation centre (minimum image); "
+             "a molecule (residue) counts once",
+    "coordination_numbers": "distinct partner molecules per cation shell, mean over cations "
+                            "and frames",
+    "coordination_numbers_atoms": "partner coordinating sites per cation shell",
+    "paired_fractions": "fraction of cations with at least one molecule of the partner in "
+                        "the shell",
+    "ion_pairing": "SSIP: no anion in the shell; CIP: exactly one anion and it touches no other "
+                   "cation; AGG: otherwise",
+    "anion_states": "free: anion in no cation shell; CIP: in exactly one; AGG: in two or more",
+    "clusters": "connected components of the cation-anion contact graph (free ions are size 1); "
+                "size = number of ions",
+    "residence_times_ps": "lag where the normalised intermittent contact autocovariance first "
+                          "falls below 1/e (None: longer than the longest lag)",
+    "diffusion": "slope/6 of the MSD of unwrapped molecular centres of mass over fit_window_ps; "
+                 "no finite-size correction",
+    "stderr": "block averages: std(block means, ddof=1)/sqrt(n_blocks), contiguous blocks; "
+              "diffusion: 5 molecule subsets",
+    "cutoffs_nm": "first minimum of the Gaussian-smoothed (sigma 0.01 nm) cation-site RDF "
+                  "after its first peak, unless given",
+}
+UNITS = {"distance": "nm", "time": "ps", "D_nm2_ps": "nm^2/ps", "D_m2_s": "m^2/s"}
+
+
+@dataclass
+class AnalysisResult:
+    """Everything :func:`analyze` found; ``to_dict()`` is the analysis.json contract."""
+
+    data: dict[str, Any]
+    rdfs: dict[str, RDF] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN -> None, numpy scalars -> Python)."""
+        return _jsonable(self.data)
+
+    def write_json(self, path: str | Path) -> Path:
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return out
+
+    def plot(self, outdir: str | Path) -> list[Path]:
+        """Write the PNG plots (RDFs, ion pairing, shells) into ``outdir``."""
+        from solvflow.analysis.plots import write_plots
+
+        return write_plots(self, Path(outdir))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    @property
+    def coordination_numbers(self) -> dict[str, float]:
+        return dict(self.data["coordination_numbers"])
+
+    @property
+    def ion_pairing(self) -> dict[str, float]:
+        return dict(self.data["ion_pairing"])
+
+
+def analyze(
+    trajectory: str | Path,
+    topology: str | Path | md.Topology | None = None,
+    *,
+    cation: str | tuple[str, str] | None = None,
+    anions: Mapping[str, str] | Sequence[str] | None = None,
+    solvents: Mapping[str, str] | Sequence[str] | None = None,
+    cutoffs_nm: Mapping[str, float] | None = None,
+    box_nm: str | float | Sequence[float] | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    step: int | None = None,
+    chunk: int = 100,
+    rdf_frames: int = 200,
+    n_blocks: int = 5,
+    max_lag: int | None = None,
+    dt_ps: float | None = None,
+    diffusion: bool = True,
+    n_top_shells: int = 10,
+) -> AnalysisResult:
+    """Solvation structure of a cation: shells, pairing, clusters, residence, diffusion.
+
+    Parameters
+    ----------
+    trajectory : str or Path
+        A run directory (species from its ``spec.yaml``; ``topology.pdb``/``.cif``,
+        ``traj.dcd``/``.xtc``) or a trajectory file readable by MDTraj.
+    topology : str, Path or mdtraj.Topology, optional
+        Needed with a trajectory file (PDB, CIF, PRMTOP, GRO, ...).
+    cation : str or (name, selection)
+        ``"Li=resname LI"``: one centre atom per cation (MDTraj selection).
+    anions, solvents : mapping name -> selection, or ``["NAME=SEL", ...]``
+        Coordinating sites of each partner.
+    cutoffs_nm : mapping name -> nm, optional
+        Shell radius per partner; missing ones come from the RDF's first minimum.
+    box_nm : float, "L", "a,b,c" or (a, b, c), optional
+        Orthorhombic box in nm (overrides the file's; required if it has none).
+    start, stop, step : int, optional
+        Analysed frames ``range(start, stop, step)`` of the file.
+    chunk : int
+        Frames read at a time.
+    rdf_frames : int
+        Frames sampled for the RDFs (cutoffs and plots); 0 skips RDFs when all
+        cutoffs are given.
+    n_blocks : int
+        Blocks for standard errors.
+    max_lag : int, optional
+        Longest lag in analysed frames for residence and MSD (default: half, at most 1000).
+    dt_ps : float, optional
+        Time between analysed frames (default: from the trajectory's times).
+    diffusion : bool
+        Compute self-diffusion coefficients.
+    n_top_shells : int
+        Shell compositions to list.
+
+    Returns
+    -------
+    AnalysisResult
+    """
+    job = _resolve_job(trajectory, topology, cation, anions, solvents)
+    if chunk < 1 or n_blocks < 1 or rdf_frames < 0 or n_top_shells < 1:
+        raise AnalysisInputError("chunk, n_blocks and n_top_shells must be >= 1, rdf_frames >= 0")
+    frames = frame_range(count_frames(job.trajectory), start, stop, step)
+    box = parse_box(box_nm)
+    cutoffs = _check_cutoffs(cutoffs_nm, job.partners)
+    rdfs: dict[str, RDF] = {}
+    sources = {name: "given" for name in cutoffs}
+    if rdf_frames > 0 or len(cutoffs) < len(job.partners):
+        rdfs = _rdf_pass(job, frames, box, chunk, max(rdf_frames, 1))
+        for p in job.partners:
+            if p.name not in cutoffs:
+                found = first_minimum(rdfs[p.name].r_nm, rdfs[p.name].g)
+                if found is None:
+                    raise AnalysisInputError(
+                        f"no first minimum found in the {job.cation.name}-{p.name} RDF "
+                        f"({rdfs[p.name].n_frames} frames, r <= {rdfs[p.name].r_nm[-1]:.2f} nm); "
+                        f"give the shell radius with --cutoff {p.name}=NM"
+                    )
+                cutoffs[p.name], sources[p.name] = found, "rdf_first_minimum"
+    acc, times = _main_pass(job, frames, box, cutoffs, chunk, n_blocks, max_lag, diffusion,
+                            n_top_shells)
+    dt = dt_ps if dt_ps is not None else trajectory_time_step_ps(job.trajectory, times,
+                                                                    frames.step)
+    if dt is not None and dt <= 0:
+        raise AnalysisInputError(f"dt_ps must be positive, got {dt}")
+    data = _assemble(job, frames, acc, cutoffs, sources, rdfs, dt, n_blocks)
+    return AnalysisResult(data, rdfs)
+
+
+@dataclass
+class _Job:
+    trajectory: Path
+    topology: md.Topology
+    cation: Group
+    partners: list[Group]
+    provenance: dict[str, Any]
+
+
+def _resolve_job(trajectory: str | Path, topology: str | Path | md.Topology | None,
+                 cation: Any, anions: Any, solvents: Any) -> _Job:
+    path = Path(trajectory)
+    if path.is_dir():
+        return _job_from_rundir(path, topology, cation, anions, solvents)
+    if not path.is_file():
+        raise AnalysisInputError(f"trajectory {str(path)!r} does not exist")
+    if topology is None:
+        raise AnalysisInputError("a trajectory file needs a topology (--top FILE)")
+    top = _load_topology(topology)
+    if cation is None:
+        raise AnalysisInputError(
+            "give the cation as NAME=SELECTION (e.g. --cation 'Li=resname LI')")
+    cat = parse_named([cation], "--cation")[0] if isinstance(cation, str) else tuple(cation)
+    cat_group, partners = select_groups(top, cat, _named(anions, "--anion"),
+                                        _named(solvents, "--solvent"))
+    return _Job(path, top, cat_group, partners, {"trajectory": str(path)})
+
+
+def _job_from_rundir(rundir: Path, topology: Any, cation: Any, anions: Any,
+                     solvents: Any) -> _Job:
+    if any(x is not None for x in (topology, cation, anions, solvents)):
+        raise AnalysisInputError(
+            "a run directory defines its species in spec.yaml: do not pass a topology, "
+            "cation, anions or solvents with it (analyse traj.dcd directly to override)"
+        )
+    spec_file = rundir / "spec.yaml"
+    if not spec_file.is_file():
+        raise AnalysisInputError(f"{str(rundir)!r} is not a run directory (no spec.yaml)")
+    spec = yaml.safe_load(spec_file.read_text()) or {}
+    traj = _first_existing(rundir, ("traj.dcd", "traj.xtc"), "trajectory (traj.dcd)")
+    top_file = _first_existing(rundir, ("topology.pdb", "topology.cif"), "topology.pdb")
+    top = _load_topology(top_file)
+    cat, partners = groups_from_spec(top, spec)
+    return _Job(traj, top, cat, partners, _provenance(rundir, spec, traj))
+
+
+def _first_existing(rundir: Path, names: Sequence[str], what: str) -> Path:
+    for name in names:
+        if (rundir / name).is_file():
+            return rundir / name
+    raise AnalysisInputError(f"run directory {str(rundir)!r} has no {what}; run the "
+                             "simulation first (`solvflow run`)")
+
+
+def _load_topology(topology: str | Path | md.Topology) -> md.Topology:
+    if isinstance(topology, md.Topology):
+        return topology
+    path = Path(topology)
+    if not path.is_file():
+        raise AnalysisInputError(f"topology {str(path)!r} does not exist")
+    try:
+        return md.load_topology(str(path))
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise AnalysisInputError(f"cannot read topology {str(path)!r}: {exc}") from None
+
+
+def _named(items: Any, what: str) -> list[tuple[str, str]]:
+    if items is None:
+        return []
+    if isinstance(items, Mapping):
+        return [(str(k), str(v)) for k, v in items.items()]
+    if isinstance(items, str):
+        items = [items]
+    return parse_named(list(items), what)
+
+
+def _check_cutoffs(cutoffs: Mapping[str, float] | None, partners: list[Group]) -> dict[str, float]:
+    names = [p.name for p in partners]
+    out = {}
+    for name, value in (cutoffs or {}).items():
+        if name not in names:
+            raise AnalysisInputError(f"cutoff given for unknown partner {name!r}; partners are "
+                                     f"{', '.join(names)}")
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise AnalysisInputError(f"cutoff of {name!r} must be a positive number in nm, "
+                                     f"got {value!r}")
+        out[name] = float(value)
+    return out
+
+
+def _rdf_pass(job: _Job, frames: FrameRange, box: Any, chunk: int,
+              rdf_frames: int) -> dict[str, RDF]:
+    sites = np.concatenate([p.atoms for p in job.partners])
+    site_partner = np.concatenate([np.full(p.atoms.size, k) for k, p in enumerate(job.partners)])
+    site_residue = np.concatenate([p.atom_residue for p in job.partners])
+    acc = RDFAccumulator(site_partner.astype(np.int64), len(job.partners))
+    factor = max(1, math.ceil(frames.n_frames / rdf_frames))
+    for part in iter_chunks(job.trajectory, job.topology, frames, chunk, factor):
+        boxes = chunk_boxes(part, box)
+        for k in range(part.n_frames):
+            acc.add(part.xyz[k, job.cation.atoms], part.xyz[k, sites], boxes[k],
+                    job.cation.atom_residue, site_residue)
+    return {p.name: r for p, r in zip(job.partners, acc.result(), strict=True)}
+
+
+def _main_pass(job: _Job, frames: FrameRange, box: Any, cutoffs: dict[str, float], chunk: int,
+               n_blocks: int, max_lag: int | None, diffusion: bool,
+               n_top: int) -> tuple[SolvationAccumulator, np.ndarray]:
+    tracker = _tracker(job) if diffusion else None
+    acc = SolvationAccumulator(job.cation, job.partners, cutoffs, frames.n_frames, n_blocks,
+                               max_lag, tracker, n_top)
+    times: list[float] = []
+    for part in iter_chunks(job.trajectory, job.topology, frames, chunk):
+        acc.add_chunk(part.xyz, chunk_boxes(part, box))
+        if len(times) < 2 * chunk:
+            times.extend(np.asarray(part.time, dtype=np.float64).tolist())
+    return acc, np.asarray(times)
+
+
+def _tracker(job: _Job) -> CentreTracker:
+    top = job.topology
+    residue_of_atom = np.array([a.residue.index for a in top.atoms])
+    residues = np.concatenate([g.residues for g in [job.cation, *job.partners]])
+    position = np.full(top.n_residues, -1)
+    position[residues] = np.arange(residues.size)
+    atoms = np.nonzero(position[residue_of_atom] >= 0)[0]
+    masses = np.array([a.element.mass if a.element is not None and a.element.mass else 1.0
+                       for a in top.atoms])[atoms]
+    return CentreTracker(position[residue_of_atom[atoms]], atoms, masses)
+
+
+def _assemble(job: _Job, frames: FrameRange, acc: SolvationAccumulator, cutoffs: dict[str, float],
+              sources: dict[str, str], rdfs: dict[str, RDF], dt: float | None,
+              n_blocks: int) -> dict[str, Any]:
+    found = acc.conclude(dt)
+    data: dict[str, Any] = {
+        "cation": job.cation.name,
+        "partners": {p.name: p.role for p in job.partners},
+        "n_frames": frames.n_frames,
+        "frames_used": frames.as_list(),
+        "n_frames_in_file": frames.n_total,
+        "timestep_ps": dt,
+        "simulated_time_ps": None if dt is None else dt * frames.n_frames,
+        "n_ions": {job.cation.name: job.cation.n_molecules,
+                   **{p.name: p.n_molecules for p in job.partners}},
+        "cutoffs_nm": {p.name: cutoffs[p.name] for p in job.partners},
+        "cutoff_source": {p.name: sources[p.name] for p in job.partners},
+        "selections": {g.name: g.selection for g in [job.cation, *job.partners]},
+    }
+    stderr = found.pop("stderr")
+    data.update(found)
+    if dt is None:
+        data["note"] = ("no usable frame times: residence times and diffusion need dt_ps "
+                        "(--dt-ps)")
+    data["rdf"] = {name: {"r_nm": r.r_nm.tolist(), "g": r.g.tolist(),
+                          "running_cn_sites": r.running_cn.tolist(), "n_frames": r.n_frames}
+                   for name, r in rdfs.items()}
+    data["stderr"] = stderr
+    data["n_blocks"] = min(n_blocks, frames.n_frames)
+    data["units"] = UNITS
+    data["definitions"] = DEFINITIONS
+    data["provenance"] = job.provenance
+    return data
+
+
+def _provenance(rundir: Path, spec: Mapping[str, Any], traj: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "run_directory": str(rundir),
+        "trajectory": str(traj),
+        "system": (spec.get("system") or {}).get("name"),
+        "solvflow_version": spec.get("solvflow_version"),
+        "input_hash": spec.get("input_hash"),
+        "seed": spec.get("seed"),
+        "charge_scale": spec.get("charge_scale"),
+        "temperature_K": spec.get("temperature_K"),
+        "counts": (spec.get("composition") or {}).get("counts"),
+        "forcefield_files": sorted({s["forcefield"] for s in spec.get("species", [])
+                                    if s.get("forcefield")}),
+    }
+    status = rundir / "status.json"
+    if status.is_file():
+        try:
+            out["status"] = json.loads(status.read_text())
+        except json.JSONDecodeError:
+            out["status"] = "unreadable status.json"
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else float(value)
+    return value

@@ -1,0 +1,89 @@
+"""Coordination numbers and shell compositions from shell contacts.
+
+The coordination number of a partner is the number of its distinct
+molecules in a cation's shell (averaged over cations and frames); the atom
+coordination number counts coordinating sites instead. A shell composition
+is the tuple of molecule counts per partner, e.g. ``{"DME": 2, "FSI": 1}``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def shell_counts(
+    cation: NDArray[np.int64], partner: NDArray[np.int64], n_cations: int, n_partners: int
+) -> NDArray[np.int64]:
+    """How many contacts of each partner every cation has.
+
+    Parameters
+    ----------
+    cation : ndarray of int64, shape (n_contacts,)
+        Cation index of each contact (molecule- or atom-level contacts).
+    partner : ndarray of int64, shape (n_contacts,)
+        Partner species index (0..n_partners-1) of each contact.
+    n_cations, n_partners : int
+
+    Returns
+    -------
+    ndarray of int64, shape (n_cations, n_partners)
+    """
+    flat = np.bincount(cation * n_partners + partner, minlength=n_cations * n_partners)
+    return flat.reshape(n_cations, n_partners)
+
+
+class ShellCompositions:
+    """Counts of shell compositions, kept per block for standard errors.
+
+    Parameters
+    ----------
+    partner_names : sequence of str
+        Partner order of the columns of the count matrices.
+    n_blocks : int
+    """
+
+    def __init__(self, partner_names: Sequence[str], n_blocks: int) -> None:
+        self.partner_names = list(partner_names)
+        self.n_blocks = n_blocks
+        self.counts: list[Counter[tuple[int, ...]]] = [Counter() for _ in range(n_blocks)]
+        self.samples = np.zeros(n_blocks, dtype=np.int64)  # cation-frames per block
+
+    def add(self, counts: NDArray[np.int64], block: int) -> None:
+        """Add one frame's (n_cations, n_partners) molecule counts to ``block``."""
+        radix = int(counts.max(initial=0)) + 1  # encode each row as one integer
+        weights = radix ** np.arange(counts.shape[1], dtype=np.int64)
+        codes, number = np.unique(counts @ weights, return_counts=True)
+        rows = (codes[:, None] // weights) % radix
+        target = self.counts[block]
+        for row, n in zip(rows.tolist(), number.tolist(), strict=True):
+            target[tuple(row)] += n
+        self.samples[block] += counts.shape[0]
+
+    def top(self, n_top: int) -> tuple[list[dict[str, object]], list[float | None]]:
+        """The ``n_top`` most frequent compositions and the stderr of each fraction.
+
+        Returns
+        -------
+        shells : list of ``{"composition": {name: count}, "fraction": float}``
+            Only partners present in the shell are listed; an empty shell is ``{}``.
+        stderr : list of float or None
+            Block standard error of each fraction (None with fewer than 2 blocks used).
+        """
+        from solvflow.analysis.stats import block_stderr
+
+        total: Counter[tuple[int, ...]] = Counter()
+        for c in self.counts:
+            total.update(c)
+        n_samples = int(self.samples.sum())
+        used = self.samples > 0
+        shells, errors = [], []
+        for key, count in total.most_common(n_top):
+            comp = {name: int(k) for name, k in zip(self.partner_names, key, strict=True) if k}
+            shells.append({"composition": comp, "fraction": count / n_samples})
+            per_block = np.array([c[key] for c in self.counts], dtype=np.float64)
+            errors.append(block_stderr(per_block[used] / self.samples[used]))
+        return shells, errors

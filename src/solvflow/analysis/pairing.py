@@ -1,0 +1,98 @@
+"""Ion pairing: cation-centred SSIP/CIP/AGG, anion-centred free/CIP/AGG, clusters.
+
+Definitions (shared DESIGN.md), all from the distinct cation-anion molecule
+contacts of one frame (every anion species pooled):
+
+* cation-centred: **SSIP** = no anion in the shell; **CIP** = exactly one
+  anion in the shell and that anion touches no other cation; **AGG** =
+  otherwise (two or more anions, or an anion shared with another cation);
+* anion-centred (what Raman measures): **free** = in no cation's shell,
+  **CIP** = in exactly one, **AGG** = in two or more;
+* clusters: connected components of the graph whose nodes are all cations
+  and anions and whose edges are the contacts (a free ion is a cluster of size 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+SSIP, CIP, AGG = 0, 1, 2
+FREE = 0
+CATION_STATES = ("SSIP", "CIP", "AGG")
+ANION_STATES = ("free", "CIP", "AGG")
+
+
+def classify_cations(
+    cation: NDArray[np.int64], anion: NDArray[np.int64], n_cations: int, n_anions: int
+) -> NDArray[np.int64]:
+    """Cation-centred state of every cation.
+
+    Parameters
+    ----------
+    cation, anion : ndarray of int64, shape (n_pairs,)
+        Distinct cation-anion contacts (indices 0..n_cations-1, 0..n_anions-1).
+    n_cations, n_anions : int
+
+    Returns
+    -------
+    ndarray of int64, shape (n_cations,)
+        ``SSIP`` (0), ``CIP`` (1) or ``AGG`` (2).
+    """
+    anions_per_cation = np.bincount(cation, minlength=n_cations)
+    cations_per_anion = np.bincount(anion, minlength=n_anions)
+    shared = (cations_per_anion[anion] > 1).astype(np.float64)
+    holds_shared = np.bincount(cation, weights=shared, minlength=n_cations) > 0
+    state = np.full(n_cations, AGG, dtype=np.int64)
+    state[anions_per_cation == 0] = SSIP
+    state[(anions_per_cation == 1) & ~holds_shared] = CIP
+    return state
+
+
+def classify_anions(
+    cation: NDArray[np.int64], anion: NDArray[np.int64], n_anions: int
+) -> NDArray[np.int64]:
+    """Anion-centred state: 0 free, 1 CIP (one cation), 2 AGG (two or more).
+
+    Parameters
+    ----------
+    cation, anion : ndarray of int64, shape (n_pairs,)
+        Distinct cation-anion contacts.
+    n_anions : int
+
+    Returns
+    -------
+    ndarray of int64, shape (n_anions,)
+    """
+    del cation  # the state depends on the number of distinct cations per anion only
+    return np.minimum(np.bincount(anion, minlength=n_anions), 2).astype(np.int64)
+
+
+def cluster_sizes(
+    cation: NDArray[np.int64], anion: NDArray[np.int64], n_cations: int, n_anions: int
+) -> NDArray[np.int64]:
+    """Sizes (number of ions) of the connected components of the contact graph.
+
+    Parameters
+    ----------
+    cation, anion : ndarray of int64, shape (n_pairs,)
+    n_cations, n_anions : int
+
+    Returns
+    -------
+    ndarray of int64, shape (n_clusters,)
+        One entry per cluster; ``sum == n_cations + n_anions``.
+    """
+    n = n_cations + n_anions
+    graph = coo_matrix((np.ones(cation.size), (cation, n_cations + anion)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return np.bincount(labels).astype(np.int64)
+
+
+def state_fractions(states: NDArray[np.int64], n_states: int = 3) -> NDArray[np.float64]:
+    """Fraction of entries in each state; shape (n_states,) (zeros when ``states`` is empty)."""
+    if states.size == 0:
+        return np.zeros(n_states)
+    return np.bincount(states, minlength=n_states)[:n_states] / states.size

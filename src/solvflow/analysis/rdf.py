@@ -1,0 +1,137 @@
+"""Cation-site radial distribution functions and the first-minimum cutoff.
+
+``g(r)`` of partner p is the histogram of cation-site minimum-image
+distances normalised by the ideal-gas expectation
+``n_cations * n_sites_p / V * 4/3 pi (r_hi^3 - r_lo^3)`` summed over frames
+(pairs within one residue are excluded). The running coordination number
+``n(r)`` is the mean number of sites within ``r`` of a cation.
+
+Cutoff: the RDF is smoothed with a Gaussian (sigma ``SMOOTH_SIGMA_NM``); the
+first peak is the first local maximum with ``g >= MIN_PEAK`` (2); the
+cutoff is the first local minimum after it whose value is below
+``MIN_DEPTH`` (0.85) times the peak, and it must lie in ``SEARCH_NM``
+(0.15-0.8 nm).
+If there is none (no shell structure, or too few frames) the cutoff is
+None and the caller must ask the user for one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import argrelextrema
+
+from solvflow.analysis.contacts import pairs_within
+
+BIN_WIDTH_NM = 0.005
+R_MAX_NM = 1.0
+SMOOTH_SIGMA_NM = 0.01
+MIN_DEPTH = 0.85  # minimum must be below this fraction of the first peak
+MIN_PEAK = 2.0  # a first-shell peak must reach this height of the smoothed g(r)
+SEARCH_NM = (0.15, 0.8)  # the minimum must lie in this range
+
+
+@dataclass
+class RDF:
+    """One cation-partner RDF.
+
+    Attributes
+    ----------
+    r_nm : ndarray, shape (n_bins,)
+        Bin centres, nm.
+    g : ndarray, shape (n_bins,)
+    running_cn : ndarray, shape (n_bins,)
+        Mean number of sites within the bin's upper edge of a cation.
+    n_frames : int
+        Frames sampled.
+    """
+
+    r_nm: NDArray[np.float64]
+    g: NDArray[np.float64]
+    running_cn: NDArray[np.float64]
+    n_frames: int
+
+
+class RDFAccumulator:
+    """Histogram cation-site distances of several partners over frames.
+
+    Parameters
+    ----------
+    site_partner : ndarray of int64, shape (n_sites,)
+        Partner index of each site.
+    n_partners : int
+    r_max_nm : float
+        Upper edge of the histogram (clipped to just below half the box at run time).
+    """
+
+    def __init__(self, site_partner: NDArray[np.int64], n_partners: int,
+                 r_max_nm: float = R_MAX_NM, bin_width_nm: float = BIN_WIDTH_NM) -> None:
+        self.site_partner = site_partner
+        self.n_partners = n_partners
+        self.n_sites = np.bincount(site_partner, minlength=n_partners).astype(np.float64)
+        self.r_max = r_max_nm
+        self.width = bin_width_nm
+        self.hist = np.zeros((n_partners, 0))
+        self.inv_volume = 0.0
+        self.n_frames = 0
+        self.n_cations = 0
+
+    def add(self, cation_xyz: NDArray[np.floating], site_xyz: NDArray[np.floating],
+            box: NDArray[np.float64], cation_residue: NDArray[np.int64],
+            site_residue: NDArray[np.int64]) -> None:
+        """Add one frame (coordinates nm, shapes (n_cations, 3), (n_sites, 3); box (3,))."""
+        if self.hist.shape[1] == 0:
+            self.r_max = min(self.r_max, 0.5 * float(box.min()) * 0.999)
+            self.hist = np.zeros((self.n_partners, int(self.r_max / self.width)))
+        n_bins = self.hist.shape[1]
+        i, j, d = pairs_within(cation_xyz, site_xyz, box, n_bins * self.width)
+        keep = cation_residue[i] != site_residue[j]
+        b = np.minimum((d[keep] / self.width).astype(np.int64), n_bins - 1)
+        flat = self.site_partner[j[keep]] * n_bins + b
+        self.hist += np.bincount(flat, minlength=self.n_partners * n_bins).reshape(
+            self.n_partners, n_bins)
+        self.inv_volume += 1.0 / float(np.prod(box))
+        self.n_frames += 1
+        self.n_cations = cation_xyz.shape[0]
+
+    def result(self) -> list[RDF]:
+        """One :class:`RDF` per partner (empty arrays when no frame was added)."""
+        n_bins = self.hist.shape[1]
+        edges = np.arange(n_bins + 1) * self.width
+        shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+        out = []
+        for p in range(self.n_partners):
+            ideal = self.n_cations * self.n_sites[p] * self.inv_volume * shell
+            g = np.divide(self.hist[p], ideal, out=np.zeros(n_bins), where=ideal > 0)
+            cn = np.cumsum(self.hist[p]) / max(self.n_frames * self.n_cations, 1)
+            out.append(RDF(0.5 * (edges[1:] + edges[:-1]), g, cn, self.n_frames))
+        return out
+
+
+def first_minimum(r_nm: NDArray[np.float64], g: NDArray[np.float64],
+                  sigma_nm: float = SMOOTH_SIGMA_NM) -> float | None:
+    """Position (nm) of the first minimum after the first peak of the smoothed RDF, or None.
+
+    Parameters
+    ----------
+    r_nm : ndarray, shape (n_bins,), evenly spaced bin centres, nm
+    g : ndarray, shape (n_bins,)
+    sigma_nm : float
+        Width of the Gaussian smoothing, nm.
+    """
+    if r_nm.size < 5:
+        return None
+    smooth = gaussian_filter1d(g, sigma_nm / (r_nm[1] - r_nm[0]), mode="nearest")
+    maxima = argrelextrema(smooth, np.greater)[0]
+    peaks = maxima[smooth[maxima] >= MIN_PEAK]
+    if peaks.size == 0:
+        return None
+    peak = peaks[0]
+    minima = argrelextrema(smooth, np.less)[0]
+    after = minima[(minima > peak) & (smooth[minima] < MIN_DEPTH * smooth[peak])]
+    if after.size == 0 or not SEARCH_NM[0] <= r_nm[after[0]] <= SEARCH_NM[1]:
+        return None
+    return float(r_nm[after[0]])

@@ -1,0 +1,152 @@
+"""Reading trajectories in chunks: frame ranges, boxes and the frame time step.
+
+Frames are streamed with ``mdtraj.iterload`` (memory flat in trajectory
+length). Frame ranges follow Python slicing (``start:stop:step`` over the
+file's frames) but must lie inside the file: an out-of-range request is an
+error, not an empty result.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mdtraj as md
+import numpy as np
+from numpy.typing import NDArray
+
+from solvflow.analysis.contacts import orthorhombic_box
+from solvflow.errors import AnalysisInputError
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Analysed frames ``range(start, stop, step)`` of a file with ``n_total`` frames."""
+
+    start: int
+    stop: int
+    step: int
+    n_total: int
+
+    @property
+    def n_frames(self) -> int:
+        return len(range(self.start, self.stop, self.step))
+
+    def as_list(self) -> list[int]:
+        return [self.start, self.stop, self.step]
+
+
+def count_frames(path: Path) -> int:
+    """Number of frames in a trajectory file (DCD, XTC, TRR, NetCDF, H5, ...)."""
+    try:
+        with md.open(str(path)) as handle:
+            return len(handle)
+    except (OSError, ValueError, TypeError, NotImplementedError) as exc:
+        raise AnalysisInputError(f"cannot read trajectory {str(path)!r}: {exc}") from None
+
+
+def frame_range(n_total: int, start: int | None, stop: int | None, step: int | None) -> FrameRange:
+    """Validate a frame range against the file length (errors name the allowed values)."""
+    s0 = 0 if start is None else start
+    s1 = n_total if stop is None else stop
+    st = 1 if step is None else step
+    if n_total == 0:
+        raise AnalysisInputError("the trajectory has no frames")
+    if st < 1:
+        raise AnalysisInputError(f"step must be >= 1, got {st}")
+    if not 0 <= s0 < n_total:
+        raise AnalysisInputError(f"start {s0} is out of range: the trajectory has frames "
+                                 f"0..{n_total - 1}")
+    if not s0 < s1 <= n_total:
+        raise AnalysisInputError(f"stop {s1} is out of range: it must be in {s0 + 1}..{n_total} "
+                                 f"(the trajectory has {n_total} frames)")
+    return FrameRange(s0, s1, st, n_total)
+
+
+def parse_box(text: str | Sequence[float] | float | None) -> NDArray[np.float64] | None:
+    """``"3.2"`` or ``"3.2,3.2,4.0"`` (nm) -> orthorhombic edges shape (3,)."""
+    if text is None:
+        return None
+    try:
+        if isinstance(text, str):
+            values = [float(x) for x in text.split(",")]
+        elif isinstance(text, (int, float)):
+            values = [float(text)]
+        else:
+            values = [float(x) for x in text]
+    except ValueError:
+        raise AnalysisInputError(f"box must be L or a,b,c in nm, got {text!r}") from None
+    if len(values) == 1:
+        values *= 3
+    if len(values) != 3 or min(values) <= 0:
+        raise AnalysisInputError(f"box must be L or a,b,c with positive edges in nm, got {text!r}")
+    return np.array(values)
+
+
+def chunk_boxes(chunk: md.Trajectory, box_nm: NDArray[np.float64] | None) -> NDArray[np.float64]:
+    """Orthorhombic edges per frame (n_frames, 3) nm: ``box_nm`` if given, else the file's."""
+    if box_nm is not None:
+        return np.broadcast_to(box_nm, (chunk.n_frames, 3)).copy()
+    if chunk.unitcell_vectors is None:
+        raise AnalysisInputError(
+            "the trajectory has no unit cell (box) information; pass --box-nm L or a,b,c (nm)"
+        )
+    return np.atleast_2d(orthorhombic_box(chunk.unitcell_vectors))
+
+
+def iter_chunks(path: Path, topology: md.Topology, frames: FrameRange, chunk: int,
+                stride_factor: int = 1) -> Iterator[md.Trajectory]:
+    """Chunks of the frames ``frames`` (every ``stride_factor``-th of them)."""
+    stride = frames.step * stride_factor
+    wanted = len(range(frames.start, frames.stop, stride))
+    seen = 0
+    for part in md.iterload(str(path), top=topology, chunk=chunk, skip=frames.start,
+                            stride=stride):
+        if seen >= wanted:
+            break
+        take = min(part.n_frames, wanted - seen)
+        seen += take
+        yield part if take == part.n_frames else part[:take]
+
+
+AKMA_TIME_PS = 0.04888821  # CHARMM/DCD time unit in ps
+
+
+def dcd_frame_interval_ps(path: Path) -> float | None:
+    """Time between stored frames from a DCD header (NSAVC * DELTA), or None if absent.
+
+    MDTraj reports DCD frame times as frame indices, so the header is read
+    directly (little-endian CHARMM/OpenMM layout; DELTA in AKMA time units).
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(92)
+    except OSError:
+        return None
+    if len(head) < 92 or struct.unpack("<i", head[:4])[0] != 84 or head[4:8] != b"CORD":
+        return None
+    nsavc = struct.unpack("<i", head[16:20])[0]
+    delta = struct.unpack("<f", head[44:48])[0]
+    interval = nsavc * delta * AKMA_TIME_PS
+    return float(interval) if nsavc > 0 and np.isfinite(delta) and delta > 0 else None
+
+
+def trajectory_time_step_ps(path: Path, times: NDArray[np.floating], step: int) -> float | None:
+    """Time between analysed frames: DCD header x step, else from the frame times."""
+    if path.suffix.lower() == ".dcd":
+        interval = dcd_frame_interval_ps(path)
+        return None if interval is None else interval * step
+    return time_step_ps(times)
+
+
+def time_step_ps(times: NDArray[np.floating]) -> float | None:
+    """Spacing of analysed frames in ps from their times, or None if not positive and even."""
+    if times.size < 2:
+        return None
+    steps = np.diff(np.asarray(times, dtype=np.float64))
+    dt = float(np.median(steps))
+    if dt <= 0 or not np.allclose(steps, dt, rtol=1e-3, atol=1e-6):
+        return None
+    return dt

@@ -1,0 +1,110 @@
+"""``solvflow analyze``: solvation structure of a run directory or any trajectory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from solvflow.errors import AnalysisInputError
+
+
+def _cutoffs(items: list[str] | None) -> dict[str, float]:
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise AnalysisInputError(f"--cutoff must be NAME=NM (e.g. DME=0.28), got {item!r}")
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from solvflow.analysis import analyze
+
+    target = Path(args.target)
+    is_rundir = target.is_dir()
+    result = analyze(
+        target,
+        args.top,
+        cation=args.cation,
+        anions=args.anion,
+        solvents=args.solvent,
+        cutoffs_nm=_cutoffs(args.cutoff),
+        box_nm=args.box_nm,
+        start=args.start, stop=args.stop, step=args.step,
+        chunk=args.chunk, rdf_frames=args.rdf_frames, n_blocks=args.blocks,
+        dt_ps=args.dt_ps, diffusion=not args.no_diffusion,
+    )
+    if args.output:
+        output = Path(args.output)
+    elif is_rundir:
+        output = target / "analysis.json"
+    else:
+        raise AnalysisInputError("give -o analysis.json when analysing a trajectory file")
+    result.write_json(output)
+    print(summary(result.to_dict()))
+    print(f"wrote    {output}")
+    if not args.no_plots:
+        for path in result.plot(output.parent):
+            print(f"wrote    {path}")
+    return 0
+
+
+def summary(data: dict[str, Any]) -> str:
+    """A few lines: cutoffs, coordination numbers, SSIP/CIP/AGG with errors."""
+    err = data["stderr"]
+
+    def pm(value: float, e: float | None) -> str:
+        return f"{value:.3f}" + (f" +- {e:.3f}" if e is not None else "")
+
+    lines = [f"cation   {data['cation']}   frames {data['n_frames']} "
+             f"{data['frames_used']}"]
+    for name, cut in data["cutoffs_nm"].items():
+        lines.append(f"{name:<8} cutoff {cut:.3f} nm ({data['cutoff_source'][name]})  CN "
+                     f"{pm(data['coordination_numbers'][name], err['coordination_numbers'][name])}")
+    lines.append("pairing  " + "  ".join(f"{k} {pm(v, err['ion_pairing'][k])}"
+                                         for k, v in data["ion_pairing"].items()))
+    if data.get("anion_states"):
+        lines.append("anions   " + "  ".join(f"{k} {pm(v, err['anion_states'][k])}"
+                                             for k, v in data["anion_states"].items()))
+    return "\n".join(lines)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "analyze", help="solvation shells, SSIP/CIP/AGG, clusters, residence, diffusion",
+        description="Analyse a run directory (species from spec.yaml) or any trajectory with "
+                    "--top and MDTraj selections. Writes analysis.json and PNG plots.")
+    parser.add_argument("target", help="run directory, or a trajectory file (with --top)")
+    parser.add_argument("--top", help="topology file for a trajectory (PDB, CIF, PRMTOP, GRO...)")
+    parser.add_argument("--cation", metavar="NAME=SEL",
+                        help="cation centres, one atom per ion: e.g. 'Li=resname LI'")
+    parser.add_argument("--anion", action="append", metavar="NAME=SEL",
+                        help="anion coordinating sites, e.g. 'FSI=resname FSI and element O' "
+                             "(repeatable)")
+    parser.add_argument("--solvent", action="append", metavar="NAME=SEL",
+                        help="solvent coordinating sites, e.g. 'DME=resname DME and element O' "
+                             "(repeatable)")
+    parser.add_argument("--cutoff", action="append", metavar="NAME=NM",
+                        help="shell radius of a partner in nm (default: first RDF minimum)")
+    parser.add_argument("--box-nm", metavar="L|a,b,c",
+                        help="orthorhombic box in nm (needed if the trajectory has none)")
+    parser.add_argument("--start", type=int, help="first frame (default 0)")
+    parser.add_argument("--stop", type=int, help="stop before this frame (default: end)")
+    parser.add_argument("--step", type=int, help="analyse every STEP-th frame (default 1)")
+    parser.add_argument("--dt-ps", type=float,
+                        help="time between analysed frames in ps (default: from the file)")
+    parser.add_argument("--chunk", type=int, default=100, help="frames read at a time")
+    parser.add_argument("--rdf-frames", type=int, default=200,
+                        help="frames sampled for RDFs and cutoffs (default 200)")
+    parser.add_argument("--blocks", type=int, default=5, help="blocks for standard errors")
+    parser.add_argument("--no-diffusion", action="store_true", help="skip the MSD")
+    parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    parser.add_argument("-o", "--output", metavar="JSON",
+                        help="analysis.json to write (default: RUNDIR/analysis.json); plots "
+                             "go beside it")
+    parser.set_defaults(func=_run)
