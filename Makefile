@@ -22,8 +22,12 @@ install: venv
 install-test: venv
 	$(BIN)/python -m pip install -q ".[test]"
 
+# The demo: 1 M LiFSI/DME (12 LiFSI, ~1,800 atoms), the `quick` protocol on the
+# fastest platform (CPU here), then the solvation summary. Re-running resumes or
+# reports the finished run, then analyses it again.
 demo: install
-	$(BIN)/solvflow build lifsi_dme --concentration 1.0 --n-salt 20 --seed 1 -o $(DEMO) --overwrite
+	$(BIN)/solvflow run lifsi_dme --concentration 1.0 --n-salt 12 --seed 1 --protocol quick -o $(DEMO)
+	$(BIN)/solvflow analyze $(DEMO)
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

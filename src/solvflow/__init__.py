@@ -14,12 +14,14 @@ except PackageNotFoundError:  # running from a source tree without installation
 from solvflow.analysis import AnalysisResult, analyze  # noqa: E402
 from solvflow.build import BuildResult, build  # noqa: E402
 from solvflow.composition import Composition, compose  # noqa: E402
+from solvflow.simulate import SimulationResult, simulate  # noqa: E402
 from solvflow.spec import SystemSpec, available_systems, load_system  # noqa: E402
 
 __all__ = [
     "AnalysisResult",
     "BuildResult",
     "Composition",
+    "SimulationResult",
     "SolvflowError",
     "SystemSpec",
     "__version__",
@@ -28,4 +30,5 @@ __all__ = [
     "build",
     "compose",
     "load_system",
+    "simulate",
 ]

@@ -1,4 +1,4 @@
-"""Locating the data shipped with solvflow (force fields, systems, protocols).
+"""Locating the data shipped with solvflow (force fields, systems).
 
 In an installed wheel the data live in ``solvflow/data/`` (see the hatch
 ``force-include`` table in pyproject.toml).  In a source checkout used
@@ -14,7 +14,6 @@ from pathlib import Path
 _PACKAGE_DATA = {
     "forcefields": ("ffxml", "solvflow"),
     "systems": ("systems",),
-    "protocols": ("protocols",),
 }
 
 
@@ -28,7 +27,8 @@ def data_dir(kind: str) -> Path:
     Parameters
     ----------
     kind : str
-        ``"forcefields"``, ``"systems"`` or ``"protocols"``.
+        ``"forcefields"`` or ``"systems"`` (protocols live inside the package,
+        ``solvflow/protocols/``).
 
     Returns
     -------

@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 
-def add_build_options(parser: argparse.ArgumentParser) -> None:
+def add_build_options(parser: argparse.ArgumentParser, *, output_required: bool = True,
+                      seed_default: int | None = 1) -> None:
     """Options shared by ``build`` and ``run SYSTEM`` (composition, seed, output)."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--concentration", "-c", type=float, metavar="M",
@@ -20,13 +21,14 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-salt", "--n-molecules", "-n", dest="n_salt", type=int, metavar="N",
                         help="salt formula units (chloroaluminates: EMIm+ ions; neat liquids: "
                              "molecules); default: about 5,000 atoms")
-    parser.add_argument("--seed", type=int, default=1, help="RDKit and Packmol seed (default 1)")
+    parser.add_argument("--seed", type=int, default=seed_default,
+                        help="RDKit and Packmol seed (default 1)")
     parser.add_argument("--charge-scale", type=float, metavar="F",
                         help="scale ionic charges by F (0.5-1.0); default: the system file's")
     parser.add_argument("--cutoff-nm", type=float, metavar="NM",
                         help="non-bonded cutoff in nm (default 1.0; LJ switched over the last "
                              "0.1 nm, PME beyond); the box edge must be at least twice it")
-    parser.add_argument("-o", "--output", required=True, metavar="RUNDIR",
+    parser.add_argument("-o", "--output", required=output_required, metavar="RUNDIR",
                         help="run directory to create")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing run directory")
