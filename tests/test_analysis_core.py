@@ -188,3 +188,100 @@ def test_first_minimum_of_a_model_rdf():
     g[r < 0.15] = 0.0
     assert first_minimum(r, g) == pytest.approx(0.30, abs=0.01)
     assert first_minimum(r, np.ones_like(r)) is None  # ideal gas: no shell
+
+
+# --- chunked (vectorised over frames) paths against the per-frame reference implementations ---
+
+
+@pytest.mark.parametrize(("r_max", "reach", "edges"), [
+    (0.3, 1, (3.0, 3.2, 2.9)),   # many cells per edge
+    (0.9, 1, (2.0, 2.1, 1.9)),   # 2 cells per edge: neighbour offsets must not repeat a cell
+    (0.95, 2, (2.0, 2.0, 2.0)),  # reach 2 (RDF setting)
+    (0.45, 3, (1.0, 1.5, 1.2)),  # reach 3 with a few cells per edge
+])
+def test_chunk_pairs_match_the_per_frame_kd_tree(r_max, reach, edges):
+    from solvflow.analysis.cells import chunk_pairs_within
+    from solvflow.analysis.contacts import pairs_within
+
+    # Random centres and sites (seeded), 6 frames with different boxes (NPT-like), coordinates
+    # partly outside the box and negative (unwrapped): the cell-list search over all frames at
+    # once must return exactly the pairs of the k-d tree, frame by frame.
+    rng = np.random.default_rng(7)
+    boxes = np.array(edges) * rng.uniform(0.97, 1.03, size=(6, 3))
+    centres = rng.uniform(-1.5, 2.5, size=(6, 40, 3)) * boxes[:, None, :]
+    sites = (rng.uniform(-1.0, 2.0, size=(6, 300, 3)) * boxes[:, None, :]).astype(np.float32)
+    f, i, j, d = chunk_pairs_within(centres, sites, boxes, r_max, reach)
+    expected = []
+    for k in range(6):
+        ci, sj, dist = pairs_within(centres[k], sites[k], boxes[k], r_max)
+        order = np.lexsort((sj, ci))
+        expected.append(np.column_stack([np.full(ci.size, k), ci[order], sj[order],
+                                         dist[order]]))
+    ref = np.concatenate(expected)
+    assert ref.shape[0] > 100  # non-trivial
+    np.testing.assert_array_equal(np.column_stack([f, i, j]), ref[:, :3].astype(np.int64))
+    # Same minimum-image distances up to rounding (the tree wraps coordinates first).
+    np.testing.assert_allclose(d, ref[:, 3], rtol=0, atol=1e-12)
+    with pytest.raises(AnalysisInputError, match="half the shortest box edge"):
+        chunk_pairs_within(centres, sites, boxes, 0.5 * boxes.min() + 0.01)
+
+
+def test_chunk_contacts_across_the_boundary_by_hand():
+    from solvflow.analysis.contacts import chunk_contacts
+
+    # Frame 0: Li at x = 0.05 and a site at x = 2.85 (0.20 nm through the wall: contact);
+    # frame 1: the site moved to x = 2.70 (0.35 nm: no contact) and a second Li sits at 2.60.
+    cations = np.array([[[0.05, 1, 1], [1.5, 1.5, 1.5]], [[0.05, 1, 1], [2.60, 1, 1]]])
+    sites = np.array([[[2.85, 1, 1]], [[2.70, 1, 1]]])
+    f, ci, sj = chunk_contacts(cations, sites, np.tile(BOX, (2, 1)), 0.3)
+    assert list(zip(f.tolist(), ci.tolist(), sj.tolist(), strict=True)) == [(0, 0, 0), (1, 1, 0)]
+
+
+def test_chunk_clusters_equal_per_frame_clusters():
+    from solvflow.analysis.pairing import chunk_cluster_sizes
+
+    # Two frames of 3 cations and 2 anions; frame 0 contacts as in the boundary test above,
+    # frame 1: cation 0 with anions 0 and 1, cation 2 with anion 1 -> one cluster of 4 + {c1}.
+    frames = [(np.array([0, 1, 2]), np.array([0, 0, 1])),
+              (np.array([0, 0, 2]), np.array([0, 1, 1]))]
+    cat = np.concatenate([c + 3 * k for k, (c, _) in enumerate(frames)])
+    an = np.concatenate([a + 2 * k for k, (_, a) in enumerate(frames)])
+    sizes, frame = chunk_cluster_sizes(cat, an, 3, 2, 2)
+    for k, (c, a) in enumerate(frames):
+        assert sorted(sizes[frame == k].tolist()) == sorted(cluster_sizes(c, a, 3, 2).tolist())
+    assert sorted(sizes[frame == 1].tolist()) == [1, 4]
+
+
+def test_shell_compositions_chunked_equal_frame_by_frame_including_ties():
+    # Random counts (seeded) with many ties; adding a whole chunk must give the same counters in
+    # the same insertion order (ties in most_common are broken by it) as adding frame by frame.
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 3, size=(12, 5, 2))
+    blocks = np.repeat([0, 1, 2], 4)
+    one, many = ShellCompositions(["A", "B"], 3), ShellCompositions(["A", "B"], 3)
+    for k in range(12):
+        one.add(counts[k], int(blocks[k]))
+    many.add_frames(counts[:5], blocks[:5])
+    many.add_frames(counts[5:], blocks[5:])
+    assert [list(c.items()) for c in one.counts] == [list(c.items()) for c in many.counts]
+    assert one.top(20) == many.top(20)
+    assert one.samples.tolist() == many.samples.tolist() == [20, 20, 20]
+
+
+def test_rdf_chunk_equals_frame_by_frame():
+    from solvflow.analysis.rdf import RDFAccumulator
+
+    rng = np.random.default_rng(11)
+    boxes = np.tile(BOX, (4, 1))
+    cations = rng.uniform(0, 3, size=(4, 10, 3))
+    sites = rng.uniform(0, 3, size=(4, 200, 3))
+    partner = np.repeat([0, 1], 100)
+    one, many = RDFAccumulator(partner, 2), RDFAccumulator(partner, 2)
+    res_c, res_s = np.arange(10), np.arange(10, 210)
+    for k in range(4):
+        one.add(cations[k], sites[k], boxes[k], res_c, res_s)
+    many.add_chunk(cations, sites, boxes, res_c, res_s)
+    assert one.hist.sum() > 0
+    for a, b in zip(one.result(), many.result(), strict=True):
+        np.testing.assert_array_equal(a.g, b.g)
+        np.testing.assert_array_equal(a.running_cn, b.running_cn)

@@ -1,14 +1,17 @@
 """``analyze``: the user-facing entry point (run directory or any trajectory + topology).
 
-Two passes over the trajectory:
+The RDFs (reported and plotted) use a sample of at most ``rdf_frames``
+evenly strided analysed frames (every ``ceil(n_frames / rdf_frames)``-th).
 
-1. **RDF pass** over a sample of at most ``rdf_frames`` evenly strided
-   analysed frames: cation-site RDFs of every partner (reported and plotted)
-   and, for partners without a given cutoff, the first minimum of the
-   smoothed RDF as cutoff. No minimum -> :class:`AnalysisInputError` asking
-   for ``--cutoff NAME=NM`` (no silent fallback).
-2. **Main pass** over all analysed frames in chunks: shells, pairing,
-   clusters, residence and diffusion (see :mod:`solvflow.analysis.engine`).
+* All cutoffs given: **one pass** over the trajectory; the sampled frames of
+  each chunk also feed the RDFs.
+* A cutoff missing: first an **RDF pass that reads only the sampled
+  frames** (the first minimum of the smoothed RDF becomes the cutoff; no
+  minimum -> :class:`AnalysisInputError` asking for ``--cutoff NAME=NM``, no
+  silent fallback), then the main pass.
+
+The main pass reads all analysed frames in chunks: shells, pairing,
+clusters, residence and diffusion (see :mod:`solvflow.analysis.engine`).
 """
 
 from __future__ import annotations
@@ -164,22 +167,17 @@ def analyze(
     frames = frame_range(count_frames(job.trajectory), start, stop, step)
     box = parse_box(box_nm)
     cutoffs = _check_cutoffs(cutoffs_nm, job.partners)
-    rdfs: dict[str, RDF] = {}
     sources = {name: "given" for name in cutoffs}
-    if rdf_frames > 0 or len(cutoffs) < len(job.partners):
-        rdfs = _rdf_pass(job, frames, box, chunk, max(rdf_frames, 1))
-        for p in job.partners:
-            if p.name not in cutoffs:
-                found = first_minimum(rdfs[p.name].r_nm, rdfs[p.name].g)
-                if found is None:
-                    raise AnalysisInputError(
-                        f"no first minimum found in the {job.cation.name}-{p.name} RDF "
-                        f"({rdfs[p.name].n_frames} frames, r <= {rdfs[p.name].r_nm[-1]:.2f} nm); "
-                        f"give the shell radius with --cutoff {p.name}=NM"
-                    )
-                cutoffs[p.name], sources[p.name] = found, "rdf_first_minimum"
+    sampler = _RDFSampler(job, frames.n_frames, rdf_frames)
+    if len(cutoffs) < len(job.partners):  # cutoffs first: a pass over the RDF frames only
+        for part in iter_chunks(job.trajectory, job.topology, frames, chunk, sampler.factor):
+            sampler.add(part.xyz, chunk_boxes(part, box))
+        rdfs = sampler.result()
+        _cutoffs_from_rdf(job, rdfs, cutoffs, sources)
+        sampler.done = True
     acc, times = _main_pass(job, frames, box, cutoffs, chunk, n_blocks, max_lag, diffusion,
-                            n_top_shells)
+                            n_top_shells, sampler if rdf_frames > 0 and not sampler.done else None)
+    rdfs = sampler.result() if sampler.done else {}
     dt = dt_ps if dt_ps is not None else trajectory_time_step_ps(job.trajectory, times,
                                                                     frames.step)
     if dt is not None and dt <= 0:
@@ -226,7 +224,8 @@ def _job_from_rundir(rundir: Path, topology: Any, cation: Any, anions: Any,
     spec_file = rundir / "spec.yaml"
     if not spec_file.is_file():
         raise AnalysisInputError(f"{str(rundir)!r} is not a run directory (no spec.yaml)")
-    spec = yaml.safe_load(spec_file.read_text()) or {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # C parser when libyaml is there
+    spec = yaml.load(spec_file.read_text(), Loader=loader) or {}
     traj = _first_existing(rundir, ("traj.dcd", "traj.xtc"), "trajectory (traj.dcd)")
     top_file = _first_existing(rundir, ("topology.pdb", "topology.cif"), "topology.pdb")
     top = _load_topology(top_file)
@@ -278,32 +277,71 @@ def _check_cutoffs(cutoffs: Mapping[str, float] | None, partners: list[Group]) -
     return out
 
 
-def _rdf_pass(job: _Job, frames: FrameRange, box: Any, chunk: int,
-              rdf_frames: int) -> dict[str, RDF]:
-    sites = np.concatenate([p.atoms for p in job.partners])
-    site_partner = np.concatenate([np.full(p.atoms.size, k) for k, p in enumerate(job.partners)])
-    site_residue = np.concatenate([p.atom_residue for p in job.partners])
-    acc = RDFAccumulator(site_partner.astype(np.int64), len(job.partners))
-    factor = max(1, math.ceil(frames.n_frames / rdf_frames))
-    for part in iter_chunks(job.trajectory, job.topology, frames, chunk, factor):
-        boxes = chunk_boxes(part, box)
-        for k in range(part.n_frames):
-            acc.add(part.xyz[k, job.cation.atoms], part.xyz[k, sites], boxes[k],
-                    job.cation.atom_residue, site_residue)
-    return {p.name: r for p, r in zip(job.partners, acc.result(), strict=True)}
+class _RDFSampler:
+    """RDFs of every ``factor``-th analysed frame (at most ``rdf_frames`` frames).
+
+    Fed either by a pass that reads only those frames (when cutoffs must come
+    from the RDF before the main pass) or by the main pass itself (cutoffs
+    given: the trajectory is read once).
+    """
+
+    def __init__(self, job: _Job, n_frames: int, rdf_frames: int) -> None:
+        self.cation_atoms, self.cation_residue = job.cation.atoms, job.cation.atom_residue
+        self.sites = np.concatenate([p.atoms for p in job.partners])
+        self.site_residue = np.concatenate([p.atom_residue for p in job.partners])
+        site_partner = np.concatenate([np.full(p.atoms.size, k)
+                                       for k, p in enumerate(job.partners)])
+        self.acc = RDFAccumulator(site_partner.astype(np.int64), len(job.partners))
+        self.factor = max(1, math.ceil(n_frames / max(rdf_frames, 1)))
+        self.names = [p.name for p in job.partners]
+        self.done = False
+
+    def add(self, xyz: np.ndarray, boxes: np.ndarray) -> None:
+        """Add sampled frames: xyz (n, n_atoms, 3) nm, boxes (n, 3) nm."""
+        self.acc.add_chunk(xyz[:, self.cation_atoms], xyz[:, self.sites], boxes,
+                           self.cation_residue, self.site_residue)
+
+    def add_sampled(self, xyz: np.ndarray, boxes: np.ndarray, first: int) -> None:
+        """Add the sampled frames of a chunk whose first frame is analysed frame ``first``."""
+        take = np.flatnonzero((first + np.arange(xyz.shape[0])) % self.factor == 0)
+        if take.size:
+            self.add(xyz[take], boxes[take])
+
+    def result(self) -> dict[str, RDF]:
+        return dict(zip(self.names, self.acc.result(), strict=True))
+
+
+def _cutoffs_from_rdf(job: _Job, rdfs: dict[str, RDF], cutoffs: dict[str, float],
+                      sources: dict[str, str]) -> None:
+    for p in job.partners:
+        if p.name in cutoffs:
+            continue
+        found = first_minimum(rdfs[p.name].r_nm, rdfs[p.name].g)
+        if found is None:
+            raise AnalysisInputError(
+                f"no first minimum found in the {job.cation.name}-{p.name} RDF "
+                f"({rdfs[p.name].n_frames} frames, r <= {rdfs[p.name].r_nm[-1]:.2f} nm); "
+                f"give the shell radius with --cutoff {p.name}=NM"
+            )
+        cutoffs[p.name], sources[p.name] = found, "rdf_first_minimum"
 
 
 def _main_pass(job: _Job, frames: FrameRange, box: Any, cutoffs: dict[str, float], chunk: int,
-               n_blocks: int, max_lag: int | None, diffusion: bool,
-               n_top: int) -> tuple[SolvationAccumulator, np.ndarray]:
+               n_blocks: int, max_lag: int | None, diffusion: bool, n_top: int,
+               sampler: _RDFSampler | None) -> tuple[SolvationAccumulator, np.ndarray]:
     tracker = _tracker(job) if diffusion else None
     acc = SolvationAccumulator(job.cation, job.partners, cutoffs, frames.n_frames, n_blocks,
                                max_lag, tracker, n_top)
     times: list[float] = []
     for part in iter_chunks(job.trajectory, job.topology, frames, chunk):
-        acc.add_chunk(part.xyz, chunk_boxes(part, box))
+        boxes = chunk_boxes(part, box)
+        if sampler is not None:
+            sampler.add_sampled(part.xyz, boxes, acc.n_seen)
+        acc.add_chunk(part.xyz, boxes)
         if len(times) < 2 * chunk:
             times.extend(np.asarray(part.time, dtype=np.float64).tolist())
+    if sampler is not None:
+        sampler.done = True
     return acc, np.asarray(times)
 
 

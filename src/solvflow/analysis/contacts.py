@@ -1,12 +1,16 @@
 """Periodic neighbour search: which partner sites and molecules are in each cation's shell.
 
 Plain functions on numpy arrays (MDTraj style). Coordinates are in nm,
-boxes are orthorhombic edge lengths in nm. The search is a periodic k-d
-tree (``scipy.spatial.cKDTree(boxsize=...)``) of the sites, queried for the k
-nearest sites of every cation within the cutoff (k grown until no cation
-has k neighbours inside): no Python loop over atoms or ions. Distances
-are minimum-image distances; a
-site is in the shell when its distance is ``<=`` its cutoff.
+boxes are orthorhombic edge lengths in nm. Distances are minimum-image
+distances; a site is in the shell when its distance is ``<=`` its cutoff.
+
+* :func:`chunk_contacts` (used by the engine) works on a whole chunk of
+  frames at once with the vectorised cell list of :mod:`solvflow.analysis.cells`.
+* :func:`compute_contacts` / :func:`pairs_within` do one frame with a
+  periodic k-d tree (``scipy.spatial.cKDTree(boxsize=...)``) of the sites,
+  queried for the k nearest sites of every cation within the cutoff (k grown
+  until no cation has k neighbours inside). They are an independent
+  implementation that the tests compare the chunked search with.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
+from solvflow.analysis.cells import chunk_pairs_within
 from solvflow.errors import AnalysisInputError
 
 TRICLINIC_TOLERANCE_NM = 1e-5
@@ -151,6 +156,36 @@ def compute_contacts(
     i, j = i[keep], j[keep]
     order = np.lexsort((j, i))
     return i[order], j[order]
+
+
+def chunk_contacts(
+    cation_xyz: ArrayLike, site_xyz: ArrayLike, boxes: ArrayLike, cutoff_nm: float | ArrayLike,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Atom-level shell contacts of every cation in every frame of a chunk.
+
+    Parameters
+    ----------
+    cation_xyz : array_like, shape (n_frames, n_cations, 3), nm
+        One centre atom per cation.
+    site_xyz : array_like, shape (n_frames, n_sites, 3), nm
+        Coordinating sites of all partners.
+    boxes : array_like, shape (n_frames, 3), nm
+    cutoff_nm : float or array_like, shape (n_sites,)
+        Shell radius, per site.
+
+    Returns
+    -------
+    frame, cation, site : ndarray of int64, shape (n_contacts,)
+        Contacts with minimum-image distance ``<= cutoff`` (sorted by frame, cation, site).
+    """
+    sites = np.asarray(site_xyz)
+    cut = np.broadcast_to(np.asarray(cutoff_nm, dtype=np.float64), (sites.shape[1],))
+    if sites.shape[1] == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    f, i, j, d = chunk_pairs_within(cation_xyz, sites, boxes, float(cut.max()))
+    keep = d <= cut[j]
+    return f[keep], i[keep], j[keep]
 
 
 def shell_molecules(

@@ -54,14 +54,41 @@ class ShellCompositions:
 
     def add(self, counts: NDArray[np.int64], block: int) -> None:
         """Add one frame's (n_cations, n_partners) molecule counts to ``block``."""
+        self.add_frames(counts[None], np.array([block]))
+
+    def add_frames(self, counts: NDArray[np.int64], blocks: NDArray[np.int64]) -> None:
+        """Add consecutive frames at once.
+
+        Parameters
+        ----------
+        counts : ndarray of int64, shape (n_frames, n_cations, n_partners)
+            Molecule counts of every cation shell in every frame.
+        blocks : ndarray of int64, shape (n_frames,)
+            Block of each frame.
+
+        New compositions enter the counters in the order of their first frame
+        and, within a frame, in ascending code order (as frame-by-frame adding
+        would), so ties in :meth:`top` are broken identically.
+        """
+        n_frames, n_cations, n_partners = counts.shape
+        if n_frames == 0 or n_cations == 0:
+            return
         radix = int(counts.max(initial=0)) + 1  # encode each row as one integer
-        weights = radix ** np.arange(counts.shape[1], dtype=np.int64)
-        codes, number = np.unique(counts @ weights, return_counts=True)
-        rows = (codes[:, None] // weights) % radix
-        target = self.counts[block]
-        for row, n in zip(rows.tolist(), number.tolist(), strict=True):
-            target[tuple(row)] += n
-        self.samples[block] += counts.shape[0]
+        n_codes = radix**n_partners
+        if n_codes * (int(blocks.max()) + 1) >= 2**62:
+            for k in range(n_frames):  # too many partners/large counts for one int64 code
+                self.add_frames(counts[k:k + 1], blocks[k:k + 1])
+            return
+        weights = radix ** np.arange(n_partners, dtype=np.int64)
+        codes = (counts @ weights).ravel() + np.repeat(blocks * n_codes, n_cations)
+        keys, first, number = np.unique(codes, return_index=True, return_counts=True)
+        block, code = np.divmod(keys, n_codes)
+        order = np.lexsort((code, first // n_cations))  # first frame, then code
+        rows = (code[order, None] // weights) % radix
+        for b, row, n in zip(block[order].tolist(), rows.tolist(), number[order].tolist(),
+                             strict=True):
+            self.counts[b][tuple(row)] += n
+        np.add.at(self.samples, blocks, n_cations)
 
     def top(self, n_top: int) -> tuple[list[dict[str, object]], list[float | None]]:
         """The ``n_top`` most frequent compositions and the stderr of each fraction.

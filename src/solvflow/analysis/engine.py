@@ -1,11 +1,14 @@
-"""The per-frame engine: prepare -> frame -> conclude (MDAnalysis style), fed by chunks.
+"""The engine: prepare -> chunk -> conclude (MDAnalysis style, vectorised over frames).
 
 :class:`SolvationAccumulator` holds everything that grows while frames
 stream past: one row of per-frame averages (coordination numbers, paired
 fractions, SSIP/CIP/AGG, anion states, cluster sizes), per-block shell and
 cluster-size counts, the contact-correlation history (residence times) and
-the MSD ring (diffusion). Memory depends on the number of frames only
-through the per-frame rows (a few dozen floats each).
+the MSD ring (diffusion). Each chunk of frames is analysed at once (one
+neighbour search, frame-offset bincounts, one ``connected_components``), so
+the number of numpy calls per chunk does not grow with its frames. Memory
+depends on the number of frames only through the per-frame rows (a few
+dozen floats each).
 """
 
 from __future__ import annotations
@@ -16,16 +19,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from solvflow.analysis.contacts import compute_contacts, shell_molecules
+from solvflow.analysis.contacts import chunk_contacts
 from solvflow.analysis.coordination import ShellCompositions, shell_counts
 from solvflow.analysis.groups import Group
 from solvflow.analysis.pairing import (
     ANION_STATES,
     CATION_STATES,
+    chunk_cluster_sizes,
     classify_anions,
     classify_cations,
-    cluster_sizes,
-    state_fractions,
 )
 from solvflow.analysis.residence import ContactCorrelation, lag_grid, residence_time
 from solvflow.analysis.stats import block_of_frames, block_stderr, mean_and_stderr
@@ -66,7 +68,8 @@ class SolvationAccumulator:
         n_cat, n_anion = cation.n_molecules, self.n_anions
         self.shells = ShellCompositions([p.name for p in self.partners], int(self.blocks.max()) + 1)
         self.cluster_hist = np.zeros((int(self.blocks.max()) + 1, n_cat + n_anion + 1))
-        self.rows: list[NDArray[np.float64]] = []
+        self.rows: list[NDArray[np.float64]] = []  # one (n_frames_of_chunk, n_values) per chunk
+        self.n_seen = 0
         lag_max = max_lag if max_lag is not None else min(1000, n_frames // 2)
         self.lags = lag_grid(max(0, min(lag_max, n_frames - 1)))
         self.correlations = [ContactCorrelation(n_cat * p.n_molecules, self.lags)
@@ -92,45 +95,61 @@ class SolvationAccumulator:
         self.n_anions = int(is_anion.sum())
         self.has_anions = self.n_anions > 0
 
-    def frame(self, xyz: NDArray[np.floating], box: NDArray[np.float64], block: int,
-              ) -> tuple[NDArray[np.float64], list[NDArray[np.int64]]]:
-        """Analyse one frame: xyz (n_atoms, 3) nm, box (3,) nm. Returns (row, contact keys)."""
-        n_cat, n_p = self.cation.n_molecules, self.n_partners
-        ci, sj = compute_contacts(xyz[self.cation.atoms], xyz[self.site_atoms], self.site_molecule,
-                                  box, self.site_cutoff)
-        cat, mol = shell_molecules(ci, sj, self.site_molecule, self.n_mol_total)
-        part = self.mol_partner[mol]
-        counts = shell_counts(cat, part, n_cat, n_p)
-        atom_counts = shell_counts(ci, self.site_partner[sj], n_cat, n_p)
-        anion = self.anion_index[mol]
-        ca, an = cat[anion >= 0], anion[anion >= 0]
-        sizes = cluster_sizes(ca, an, n_cat, self.n_anions)
-        self.shells.add(counts, block)
-        self.cluster_hist[block] += np.bincount(sizes, minlength=self.cluster_hist.shape[1])
-        row = np.concatenate([
-            counts.mean(axis=0), atom_counts.mean(axis=0), (counts > 0).mean(axis=0),
-            state_fractions(classify_cations(ca, an, n_cat, self.n_anions)),
-            state_fractions(classify_anions(ca, an, self.n_anions)),
-            [sizes.mean(), sizes.max()],
-        ])
-        local = mol - self.mol_offset[part]
-        keys = [cat[part == k] * p.n_molecules + local[part == k]
-                for k, p in enumerate(self.partners)]
-        return row, keys
-
     def add_chunk(self, xyz: NDArray[np.floating], box: NDArray[np.float64]) -> None:
-        """Add consecutive frames: xyz (n_frames, n_atoms, 3) nm, box (n_frames, 3) nm."""
-        keys_by_partner: list[list[NDArray[np.int64]]] = [[] for _ in self.partners]
-        for k in range(xyz.shape[0]):
-            block = int(self.blocks[min(len(self.rows), self.n_frames - 1)])
-            row, keys = self.frame(xyz[k], box[k], block)
-            self.rows.append(row)
-            for store, key in zip(keys_by_partner, keys, strict=True):
-                store.append(key)
-        for corr, keys in zip(self.correlations, keys_by_partner, strict=True):
-            corr.add_chunk(keys)
+        """Add consecutive frames: xyz (n_frames, n_atoms, 3) nm, box (n_frames, 3) nm.
+
+        All frames of the chunk are analysed together: one neighbour search,
+        and bincounts / one ``np.unique`` / one ``connected_components`` on
+        frame-offset indices (``frame * n + i``), so the number of numpy calls
+        does not grow with the number of frames.
+        """
+        n_f = xyz.shape[0]
+        if n_f == 0:
+            return
+        blocks = self.blocks[np.minimum(self.n_seen + np.arange(n_f), self.n_frames - 1)]
+        f, ci, sj = chunk_contacts(xyz[:, self.cation.atoms], xyz[:, self.site_atoms], box,
+                                   self.site_cutoff)
+        n_cat, n_p = self.cation.n_molecules, self.n_partners
+        fc = f * n_cat + ci  # frame-cation index
+        key = np.unique(fc * self.n_mol_total + self.site_molecule[sj])  # a molecule counts once
+        fcm, mol = np.divmod(key, self.n_mol_total)
+        part = self.mol_partner[mol]
+        counts = shell_counts(fcm, part, n_f * n_cat, n_p).reshape(n_f, n_cat, n_p)
+        atom_counts = shell_counts(fc, self.site_partner[sj], n_f * n_cat, n_p)
+        self.shells.add_frames(counts, blocks)
+        self.rows.append(np.hstack([
+            counts.mean(axis=1), atom_counts.reshape(n_f, n_cat, n_p).mean(axis=1),
+            (counts > 0).mean(axis=1), self._pairing_rows(fcm, mol, n_f, blocks),
+        ]))
+        for k, (p, corr) in enumerate(zip(self.partners, self.correlations, strict=True)):
+            mine = part == k
+            local = mol[mine] - self.mol_offset[k]
+            corr.add_frames(fcm[mine] // n_cat, fcm[mine] % n_cat * p.n_molecules + local, n_f)
         if self.tracker is not None and self.msd is not None:
             self.msd.add_chunk(self.tracker.add_chunk(xyz, box))
+        self.n_seen += n_f
+
+    def _pairing_rows(self, fcm: NDArray[np.int64], mol: NDArray[np.int64], n_f: int,
+                      blocks: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Per frame: SSIP/CIP/AGG, free/CIP/AGG fractions, mean and largest cluster size."""
+        n_cat, n_an = self.cation.n_molecules, self.n_anions
+        anion = self.anion_index[mol]
+        is_anion = anion >= 0
+        ca = fcm[is_anion]
+        fa = ca // n_cat * n_an + anion[is_anion]  # frame-anion index
+        cat_frac = _per_frame_fractions(classify_cations(ca, fa, n_f * n_cat, n_f * n_an),
+                                        n_f, n_cat)
+        an_frac = _per_frame_fractions(classify_anions(ca, fa, n_f * n_an), n_f, n_an)
+        sizes, frame = chunk_cluster_sizes(ca, fa, n_cat, n_an, n_f)
+        n_clusters = np.bincount(frame, minlength=n_f)
+        largest = np.zeros(n_f, dtype=np.int64)
+        np.maximum.at(largest, frame, sizes)
+        width = self.cluster_hist.shape[1]
+        self.cluster_hist += np.bincount(blocks[frame] * width + sizes,
+                                         minlength=self.cluster_hist.size,
+                                         ).reshape(self.cluster_hist.shape)
+        mean_size = (n_cat + n_an) / n_clusters
+        return np.hstack([cat_frac, an_frac, mean_size[:, None], largest[:, None]])
 
     def conclude(self, dt_ps: float | None) -> dict[str, Any]:
         """Averages, block errors, shells, clusters, residence and diffusion as plain data."""
@@ -207,3 +226,16 @@ class SolvationAccumulator:
         return {g.name: diffusion_with_error(self.msd, np.arange(offsets[k], offsets[k + 1]),
                                              dt_ps)
                 for k, g in enumerate(groups)}
+
+
+def _per_frame_fractions(states: NDArray[np.int64], n_frames: int, n_items: int,
+                         n_states: int = 3) -> NDArray[np.float64]:
+    """Fraction of items in each state per frame, shape (n_frames, n_states).
+
+    ``states`` has shape (n_frames * n_items,), frame-major; zeros when ``n_items`` is 0.
+    """
+    if n_items == 0:
+        return np.zeros((n_frames, n_states))
+    frame = np.arange(n_frames * n_items) // n_items
+    hist = np.bincount(frame * n_states + states, minlength=n_frames * n_states)
+    return hist.reshape(n_frames, n_states) / n_items

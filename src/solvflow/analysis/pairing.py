@@ -96,3 +96,35 @@ def state_fractions(states: NDArray[np.int64], n_states: int = 3) -> NDArray[np.
     if states.size == 0:
         return np.zeros(n_states)
     return np.bincount(states, minlength=n_states)[:n_states] / states.size
+
+
+def chunk_cluster_sizes(
+    cation: NDArray[np.int64], anion: NDArray[np.int64], n_cations: int, n_anions: int,
+    n_frames: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Cluster sizes of every frame of a chunk with one ``connected_components`` call.
+
+    Parameters
+    ----------
+    cation, anion : ndarray of int64, shape (n_pairs,)
+        Distinct contacts with frame-offset indices ``frame * n_cations + cation`` and
+        ``frame * n_anions + anion`` (frames never share a cluster).
+    n_cations, n_anions, n_frames : int
+
+    Returns
+    -------
+    sizes : ndarray of int64, shape (n_clusters,)
+        Number of ions of each cluster of the chunk.
+    frame : ndarray of int64, shape (n_clusters,)
+        Frame (0..n_frames-1) of each cluster; per frame the sizes sum to
+        ``n_cations + n_anions`` and equal :func:`cluster_sizes` of that frame.
+    """
+    n_cat, n_an = n_frames * n_cations, n_frames * n_anions
+    n = n_cat + n_an
+    graph = coo_matrix((np.ones(cation.size), (cation, n_cat + anion)), shape=(n, n))
+    n_clusters, labels = connected_components(graph, directed=False)
+    node_frame = np.concatenate([np.arange(n_cat) // max(n_cations, 1),
+                                 np.arange(n_an) // max(n_anions, 1)])
+    frame = np.zeros(n_clusters, dtype=np.int64)
+    frame[labels] = node_frame
+    return np.bincount(labels, minlength=n_clusters).astype(np.int64), frame

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 
-from solvflow.analysis.contacts import pairs_within
+from solvflow.analysis.cells import chunk_pairs_within
 
 BIN_WIDTH_NM = 0.005
 R_MAX_NM = 1.0
@@ -32,6 +32,7 @@ SMOOTH_SIGMA_NM = 0.01
 MIN_DEPTH = 0.85  # minimum must be below this fraction of the first peak
 MIN_PEAK = 2.0  # a first-shell peak must reach this height of the smoothed g(r)
 SEARCH_NM = (0.15, 0.8)  # the minimum must lie in this range
+RDF_CELL_REACH = 2  # cell lists with cells >= R_MAX_NM / 2 wide (fewer candidate pairs)
 
 
 @dataclass
@@ -83,19 +84,39 @@ class RDFAccumulator:
             box: NDArray[np.float64], cation_residue: NDArray[np.int64],
             site_residue: NDArray[np.int64]) -> None:
         """Add one frame (coordinates nm, shapes (n_cations, 3), (n_sites, 3); box (3,))."""
+        self.add_chunk(cation_xyz[None], site_xyz[None], np.asarray(box)[None], cation_residue,
+                       site_residue)
+
+    def add_chunk(self, cation_xyz: NDArray[np.floating], site_xyz: NDArray[np.floating],
+                  boxes: NDArray[np.float64], cation_residue: NDArray[np.int64],
+                  site_residue: NDArray[np.int64]) -> None:
+        """Add several frames at once.
+
+        Parameters
+        ----------
+        cation_xyz : ndarray, shape (n_frames, n_cations, 3), nm
+        site_xyz : ndarray, shape (n_frames, n_sites, 3), nm
+        boxes : ndarray, shape (n_frames, 3), nm
+        cation_residue, site_residue : ndarray of int64, shapes (n_cations,), (n_sites,)
+            Pairs within one residue are not counted.
+        """
+        if cation_xyz.shape[0] == 0:
+            return
         if self.hist.shape[1] == 0:
-            self.r_max = min(self.r_max, 0.5 * float(box.min()) * 0.999)
+            self.r_max = min(self.r_max, 0.5 * float(boxes[0].min()) * 0.999)
             self.hist = np.zeros((self.n_partners, int(self.r_max / self.width)))
         n_bins = self.hist.shape[1]
-        i, j, d = pairs_within(cation_xyz, site_xyz, box, n_bins * self.width)
+        _, i, j, d = chunk_pairs_within(cation_xyz, site_xyz, boxes, n_bins * self.width,
+                                        reach=RDF_CELL_REACH)
         keep = cation_residue[i] != site_residue[j]
         b = np.minimum((d[keep] / self.width).astype(np.int64), n_bins - 1)
         flat = self.site_partner[j[keep]] * n_bins + b
         self.hist += np.bincount(flat, minlength=self.n_partners * n_bins).reshape(
             self.n_partners, n_bins)
-        self.inv_volume += 1.0 / float(np.prod(box))
-        self.n_frames += 1
-        self.n_cations = cation_xyz.shape[0]
+        for volume in np.prod(np.asarray(boxes, dtype=np.float64), axis=1).tolist():
+            self.inv_volume += 1.0 / volume  # frame by frame, as the sum was always formed
+        self.n_frames += cation_xyz.shape[0]
+        self.n_cations = cation_xyz.shape[1]
 
     def result(self) -> list[RDF]:
         """One :class:`RDF` per partner (empty arrays when no frame was added)."""

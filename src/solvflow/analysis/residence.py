@@ -54,17 +54,38 @@ class ContactCorrelation:
 
     def add_chunk(self, frame_keys: list[NDArray[np.int64]]) -> None:
         """Add consecutive frames; each item holds that frame's sorted unique pair keys."""
+        frame = np.repeat(np.arange(len(frame_keys), dtype=np.int64),
+                          [k.size for k in frame_keys])
+        keys = (np.concatenate(frame_keys).astype(np.int64) if frame_keys
+                else np.zeros(0, dtype=np.int64))
+        self.add_frames(frame, keys, len(frame_keys))
+
+    def add_frames(self, frame: NDArray[np.int64], keys: NDArray[np.int64],
+                   n_frames: int) -> None:
+        """Add ``n_frames`` consecutive frames given as flat arrays.
+
+        Parameters
+        ----------
+        frame : ndarray of int64, shape (n_contacts,)
+            Frame within the chunk (0..n_frames-1) of each contact, ascending.
+        keys : ndarray of int64, shape (n_contacts,)
+            Pair key (0..n_pairs-1) of each contact, unique and ascending within a frame.
+        n_frames : int
+        """
         t0 = len(self.sizes)
-        stamped = [(t0 + k) * self.n_pairs + keys for k, keys in enumerate(frame_keys)]
-        chunk = np.concatenate(stamped) if stamped else np.zeros(0, dtype=np.int64)
-        self.sizes.extend(int(k.size) for k in frame_keys)
+        chunk = (t0 + frame) * self.n_pairs + keys
+        self.sizes.extend(np.bincount(frame, minlength=n_frames).tolist())
         pool = np.concatenate([self._history, chunk])
         for li, lag in enumerate(self.lags):
+            if chunk.size == 0:
+                break
             query = chunk - lag * self.n_pairs
-            if pool.size == 0 or query.size == 0:
+            lo, hi = np.searchsorted(pool, [query[0], query[-1]], side="left")
+            window = pool[lo:hi + 1]  # the only part of the pool the query can match
+            if window.size == 0:
                 continue
-            idx = np.minimum(np.searchsorted(pool, query), pool.size - 1)
-            self.overlap[li] += np.count_nonzero(pool[idx] == query)
+            idx = np.minimum(np.searchsorted(window, query), window.size - 1)
+            self.overlap[li] += np.count_nonzero(window[idx] == query)
         oldest = len(self.sizes) - int(self.lags[-1])
         self._history = pool[pool >= oldest * self.n_pairs]
 

@@ -77,15 +77,22 @@ class CentreTracker:
         pos = np.asarray(xyz if all_atoms else xyz[:, self.atoms], dtype=np.float32)
         b = box[:, None, :].astype(np.float32)
         if self._last_wrapped is None:
-            first = pos[0] - b[0] * np.round((pos[0] - pos[0][self.first_atom]) / b[0])
+            first = pos[0] - b[0] * np.rint((pos[0] - pos[0][self.first_atom]) / b[0])
             self._last_unwrapped = self.com @ first.astype(np.float64)
             self._last_wrapped = pos[0]
-        steps = np.diff(np.concatenate([self._last_wrapped[None], pos]), axis=0)
-        steps -= b * np.rint(steps / b)
         n_frames = pos.shape[0]
-        flat = steps.transpose(1, 0, 2).reshape(self.atoms.size, -1)
-        moves = (self.com32 @ flat).astype(np.float64).reshape(-1, n_frames, 3).transpose(1, 0, 2)
-        unwrapped = self._last_unwrapped + np.cumsum(moves, axis=0)
+        # atom-major steps (n_atoms, n_frames, 3): reshaped for the sparse product without a copy
+        steps = np.empty((self.atoms.size, n_frames, 3), dtype=np.float32)
+        np.subtract(pos[0], self._last_wrapped, out=steps[:, 0])
+        np.subtract(pos[1:].transpose(1, 0, 2), pos[:-1].transpose(1, 0, 2), out=steps[:, 1:])
+        b_t = b.transpose(1, 0, 2)
+        shift = steps / b_t
+        np.rint(shift, out=shift)
+        shift *= b_t  # = b * rint(step / b): the minimum-image correction
+        steps -= shift
+        moves = (self.com32 @ steps.reshape(self.atoms.size, -1)).astype(np.float64)
+        unwrapped = self._last_unwrapped + np.cumsum(
+            moves.reshape(-1, n_frames, 3).transpose(1, 0, 2), axis=0)
         self._last_wrapped = pos[-1]
         self._last_unwrapped = unwrapped[-1]
         return unwrapped
