@@ -123,6 +123,9 @@ def build(
             write_system_xml(staging, settings)
         if target.exists():
             shutil.rmtree(target)
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp made it private; a run directory is not
         os.replace(staging, target)
     finally:
         if staging.exists():

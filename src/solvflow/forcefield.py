@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from solvflow.atomic import atomic_write
 from solvflow.errors import ForceFieldError, InputError
 from solvflow.resources import data_dir
 
@@ -343,8 +343,8 @@ def write_system(rundir: str | Path, settings: SystemSettings | None = None) -> 
     files = sorted({entry["forcefield"] for entry in spec["species"]})
     spec["charge_scale"] = settings.charge_scale
     spec["forcefield"] = {"files": files, **settings.to_dict()}
-    _atomic_write(rundir / "system.xml", XmlSerializer.serialize(system))
-    _atomic_write(rundir / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
+    atomic_write(rundir / "system.xml", XmlSerializer.serialize(system))
+    atomic_write(rundir / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
     return rundir / "system.xml"
 
 
@@ -356,10 +356,3 @@ def _read_spec(rundir: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "species" not in data:
         raise InputError(f"{path} has no species list; rebuild the run directory")
     return data
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,29 +26,48 @@ def _cutoffs(items: list[str] | None) -> dict[str, float]:
     return out
 
 
+@contextlib.contextmanager
+def _silence_c_stdout() -> Iterator[None]:
+    """Hide what C code prints on fd 1 (MDTraj's DCD reader announces every file it opens)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (e.g. captured by a test harness): nothing to hide
+        yield
+        return
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def _run(args: argparse.Namespace) -> int:
     from solvflow.analysis import analyze
 
     target = Path(args.target)
     is_rundir = target.is_dir()
-    result = analyze(
-        target,
-        args.top,
-        cation=args.cation,
-        anions=args.anion,
-        solvents=args.solvent,
-        cutoffs_nm=_cutoffs(args.cutoff),
-        box_nm=args.box_nm,
-        start=args.start, stop=args.stop, step=args.step,
-        chunk=args.chunk, rdf_frames=args.rdf_frames, n_blocks=args.blocks,
-        dt_ps=args.dt_ps, diffusion=not args.no_diffusion,
-    )
     if args.output:
         output = Path(args.output)
     elif is_rundir:
         output = target / "analysis.json"
     else:
         raise AnalysisInputError("give -o analysis.json when analysing a trajectory file")
+    with _silence_c_stdout():
+        result = analyze(
+            target,
+            args.top,
+            cation=args.cation,
+            anions=args.anion,
+            solvents=args.solvent,
+            cutoffs_nm=_cutoffs(args.cutoff),
+            box_nm=args.box_nm,
+            start=args.start, stop=args.stop, step=args.step,
+            chunk=args.chunk, rdf_frames=args.rdf_frames, n_blocks=args.blocks,
+            dt_ps=args.dt_ps, diffusion=not args.no_diffusion,
+        )
     result.write_json(output)
     print(summary(result.to_dict()))
     print(f"wrote    {output}")
@@ -61,8 +84,8 @@ def summary(data: dict[str, Any]) -> str:
     def pm(value: float, e: float | None) -> str:
         return f"{value:.3f}" + (f" +- {e:.3f}" if e is not None else "")
 
-    lines = [f"cation   {data['cation']}   frames {data['n_frames']} "
-             f"{data['frames_used']}"]
+    lines = _provenance_lines(data) + [f"cation   {data['cation']}   frames {data['n_frames']} "
+                                       f"{data['frames_used']}"]
     for name, cut in data["cutoffs_nm"].items():
         lines.append(f"{name:<8} cutoff {cut:.3f} nm ({data['cutoff_source'][name]})  CN "
                      f"{pm(data['coordination_numbers'][name], err['coordination_numbers'][name])}")
@@ -71,7 +94,43 @@ def summary(data: dict[str, Any]) -> str:
     if data.get("anion_states"):
         lines.append("anions   " + "  ".join(f"{k} {pm(v, err['anion_states'][k])}"
                                              for k, v in data["anion_states"].items()))
+    lines += _caveats(data)
     return "\n".join(lines)
+
+
+def _provenance_lines(data: dict[str, Any]) -> list[str]:
+    """System, force field, charge scale, platform and simulated time (when known)."""
+    prov = data.get("provenance") or {}
+    status = prov.get("status") or {}
+    simulated = data.get("simulated_time_ps")
+    lines = []
+    if prov.get("system"):
+        lines.append(f"system   {prov['system']}  counts {prov.get('counts')}  "
+                     f"T {prov.get('temperature_K')} K")
+        lines.append(f"ff       {', '.join(prov.get('forcefield_files', []))}  charge scale "
+                     f"{prov.get('charge_scale')}")
+    if status:
+        lines.append(f"md       protocol {status.get('protocol')}, platform "
+                     f"{status.get('platform')} ({status.get('precision')}), "
+                     f"{status.get('simulated_ns')} ns in all")
+    if simulated is not None:
+        lines.append(f"analysed {simulated:g} ps of trajectory")
+    return lines
+
+
+def _caveats(data: dict[str, Any]) -> list[str]:
+    """Honest warnings: block errors are lower bounds when shells outlive a block."""
+    simulated = data.get("simulated_time_ps")
+    n_blocks = data.get("n_blocks") or 1
+    residence = data.get("residence_times_ps") or {}
+    if simulated is None:
+        return ["note     no time step: residence times and diffusion not computed"]
+    block_ps = simulated / n_blocks
+    slow = [name for name, tau in residence.items() if tau is None or tau > block_ps]
+    if not slow:
+        return []
+    return [f"note     shells of {', '.join(slow)} persist longer than one block "
+            f"({block_ps:.3g} ps): the +- block errors are lower bounds; run longer"]
 
 
 def register(subparsers: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from solvflow.atomic import atomic_write
 from solvflow.errors import InputError, SimulationError
 
 SPEC = "spec.yaml"
@@ -88,15 +89,6 @@ def read_inputs(rundir: str | Path) -> RunInputs:
     return RunInputs(root, spec, structure.topology, positions, (root / SYSTEM).read_text())
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with open(tmp, mode) as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def read_status(rundir: Path) -> dict[str, Any] | None:
