@@ -162,3 +162,15 @@ def test_cpu_and_opencl_agree(tiny_boxes, name):
     assert abs(e_ocl - e_cpu) / abs(e_cpu) < 1e-4
     rel_rms = np.sqrt(((f_ocl - f_cpu) ** 2).sum(axis=1).mean() / (f_cpu**2).sum(axis=1).mean())
     assert rel_rms < 1e-3
+
+
+def test_openmm_finds_the_files_through_the_entry_point():
+    """`ForceField("solvflow/ions.xml")` works in an installed solvflow, without solvflow code."""
+    import solvflow
+
+    if "site-packages" not in str(Path(solvflow.__file__)):
+        pytest.skip("solvflow runs from a source tree here; the entry point needs an install")
+    from openmm.app import ForceField
+
+    ff = ForceField("solvflow/ions.xml", "solvflow/imides.xml", "solvflow/ethers.xml")
+    assert {"LI", "FSI", "DME"} <= set(ff._templates)
