@@ -193,13 +193,17 @@ def test_first_minimum_of_a_model_rdf():
 # --- chunked (vectorised over frames) paths against the per-frame reference implementations ---
 
 
-@pytest.mark.parametrize(("r_max", "reach", "edges"), [
-    (0.3, 1, (3.0, 3.2, 2.9)),   # many cells per edge
-    (0.9, 1, (2.0, 2.1, 1.9)),   # 2 cells per edge: neighbour offsets must not repeat a cell
-    (0.95, 2, (2.0, 2.0, 2.0)),  # reach 2 (RDF setting)
-    (0.45, 3, (1.0, 1.5, 1.2)),  # reach 3 with a few cells per edge
+@pytest.mark.parametrize(("r_max", "reach", "edges", "centre_dtype", "shift_nm"), [
+    (0.3, 1, (3.0, 3.2, 2.9), np.float64, 0.0),    # many cells per edge
+    (0.9, 1, (2.0, 2.1, 1.9), np.float64, 0.0),    # 2 cells per edge: offsets must not repeat
+    (0.95, 2, (2.0, 2.0, 2.0), np.float64, 0.0),   # reach 2 (RDF setting), 4 cells per edge
+    (0.45, 3, (1.0, 1.5, 1.2), np.float64, 0.0),   # reach 3 with a few cells per edge
+    # >= 2 reach + 1 cells per edge: cells beyond r_max are skipped per centre (RDF setting)
+    (0.95, 2, (3.0, 3.1, 2.9), np.float32, 0.0),
+    (0.6, 3, (2.0, 2.2, 1.9), np.float32, 0.0),
+    (0.95, 2, (3.0, 3.1, 2.9), np.float32, 250.0),  # far from the origin: float64 cells
 ])
-def test_chunk_pairs_match_the_per_frame_kd_tree(r_max, reach, edges):
+def test_chunk_pairs_match_the_per_frame_kd_tree(r_max, reach, edges, centre_dtype, shift_nm):
     from solvflow.analysis.cells import chunk_pairs_within
     from solvflow.analysis.contacts import pairs_within
 
@@ -208,9 +212,16 @@ def test_chunk_pairs_match_the_per_frame_kd_tree(r_max, reach, edges):
     # once must return exactly the pairs of the k-d tree, frame by frame.
     rng = np.random.default_rng(7)
     boxes = np.array(edges) * rng.uniform(0.97, 1.03, size=(6, 3))
-    centres = rng.uniform(-1.5, 2.5, size=(6, 40, 3)) * boxes[:, None, :]
-    sites = (rng.uniform(-1.0, 2.0, size=(6, 300, 3)) * boxes[:, None, :]).astype(np.float32)
+    centres = (rng.uniform(-1.5, 2.5, size=(6, 40, 3)) * boxes[:, None, :] + shift_nm
+               ).astype(centre_dtype)
+    sites = (rng.uniform(-1.0, 2.0, size=(6, 300, 3)) * boxes[:, None, :] - shift_nm
+             ).astype(np.float32)
     f, i, j, d = chunk_pairs_within(centres, sites, boxes, r_max, reach)
+    # Unordered: the same pairs and distances.
+    fu, iu, ju, du = chunk_pairs_within(centres, sites, boxes, r_max, reach, ordered=False)
+    order = np.lexsort((ju, iu, fu))
+    for got, want in ((fu, f), (iu, i), (ju, j), (du, d)):
+        np.testing.assert_array_equal(got[order], want)
     expected = []
     for k in range(6):
         ci, sj, dist = pairs_within(centres[k], sites[k], boxes[k], r_max)
@@ -285,3 +296,43 @@ def test_rdf_chunk_equals_frame_by_frame():
     for a, b in zip(one.result(), many.result(), strict=True):
         np.testing.assert_array_equal(a.g, b.g)
         np.testing.assert_array_equal(a.running_cn, b.running_cn)
+
+
+def test_sparse_minimum_image_equals_the_dense_formula_bit_for_bit():
+    from solvflow.analysis.transport import _minimum_image
+
+    # Float32 steps (5 frames of an NPT-like, non-cubic box) spread over +-0.8 box edges, so that
+    # many entries cross the wall and some sit right at 0.49 and 0.5 edges: the correction applied
+    # only where |step| > 0.49 min(edge) must equal steps - b * rint(steps / b) everywhere.
+    rng = np.random.default_rng(3)
+    b = (np.array([2.0, 2.6, 3.1]) * rng.uniform(0.98, 1.02, size=(5, 3))).astype(np.float32)
+    b = b[:, None, :]
+    steps = (rng.uniform(-0.8, 0.8, size=(5, 400, 3)) * b).astype(np.float32)
+    steps[:, :4] = np.array([0.49, -0.5, 0.5]) * b  # near and at the rounding threshold
+    steps[:, 4] = 0.0
+    dense = steps - b * np.rint(steps / b)
+    sparse_fixed = steps.copy()
+    _minimum_image(sparse_fixed, b)
+    assert np.any(dense != steps)  # crossings present
+    np.testing.assert_array_equal(sparse_fixed, dense)
+
+
+def test_box_edges_from_lengths_equal_the_unit_cell_diagonal():
+    import mdtraj as md
+
+    from solvflow.analysis.trajectory import chunk_boxes
+
+    # Right angles: edges taken from the lengths must equal orthorhombic_box(unitcell_vectors)
+    # exactly; other angles go through the vectors (and a triclinic box is rejected).
+    top = md.Topology()
+    top.add_atom("LI", md.element.lithium, top.add_residue("LI", top.add_chain()))
+    rng = np.random.default_rng(5)
+    lengths = rng.uniform(0.5, 20.0, size=(200, 3)).astype(np.float32)
+    traj = md.Trajectory(np.zeros((200, 1, 3), np.float32), top, unitcell_lengths=lengths,
+                         unitcell_angles=np.full((200, 3), 90.0, np.float32))
+    fast = chunk_boxes(traj, None)
+    assert fast.dtype == np.float64
+    np.testing.assert_array_equal(fast, orthorhombic_box(traj.unitcell_vectors))
+    traj.unitcell_angles = np.full((200, 3), 80.0, np.float32)
+    with pytest.raises(AnalysisInputError, match="triclinic"):
+        chunk_boxes(traj, None)

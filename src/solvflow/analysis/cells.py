@@ -34,13 +34,14 @@ from solvflow.errors import AnalysisInputError
 CELL_MARGIN_NM = 1e-3
 MAX_CELLS_PER_EDGE = 64
 MAX_CANDIDATES = 3_000_000
+FLOAT32_CELLS_NM = 100.0  # cell assignment in float32 for coordinates within this
 
 IntArray = NDArray[np.int64]
 
 
 def chunk_pairs_within(
     centre_xyz: ArrayLike, site_xyz: ArrayLike, boxes: ArrayLike, r_max_nm: float,
-    reach: int = 1,
+    reach: int = 1, ordered: bool = True,
 ) -> tuple[IntArray, IntArray, IntArray, NDArray[np.float64]]:
     """All (frame, centre, site) pairs closer than ``r_max_nm`` in every frame of a chunk.
 
@@ -55,11 +56,15 @@ def chunk_pairs_within(
     reach : int
         Cells searched on each side (1: cells >= r_max wide; 2 or 3 shrink the
         searched volume for large ``r_max``, e.g. RDFs).
+    ordered : bool
+        Sort the pairs (below); ``False`` skips that sort when only the set of
+        pairs matters (e.g. a histogram): same pairs and distances, in an
+        unspecified order.
 
     Returns
     -------
     frame, centre, site : ndarray of int64, shape (n_pairs,)
-        Sorted by frame, then centre, then site.
+        Sorted by frame, then centre, then site (if ``ordered``).
     distance : ndarray of float64, shape (n_pairs,), nm
         Minimum-image distance (``<= r_max_nm``).
     """
@@ -85,7 +90,7 @@ def chunk_pairs_within(
     parts = []
     for f0 in range(0, n_frames, batch):
         f, i, j, d = _cell_pairs(c[f0:f0 + batch], s[f0:f0 + batch], b[f0:f0 + batch],
-                                 r_max_nm, n, reach)
+                                 r_max_nm, n, reach, ordered)
         parts.append((f + f0, i, j, d))
     if len(parts) == 1:
         return parts[0]
@@ -94,22 +99,28 @@ def chunk_pairs_within(
 
 
 def _cell_pairs(c: NDArray[np.floating], s: NDArray[np.floating], b: NDArray[np.float64],
-                r_max: float, n: IntArray, reach: int,
+                r_max: float, n: IntArray, reach: int, ordered: bool = True,
                 ) -> tuple[IntArray, IntArray, IntArray, NDArray[np.float64]]:
     n_frames, n_centres, n_sites = c.shape[0], c.shape[1], s.shape[1]
     n_cells = int(np.prod(n))
     scale = n / b  # cells per nm, (n_frames, 3)
-    site_cell = _flat_cell(_cell_index(s, scale, n), n)
+    big = _abs_max(c, s)
+    small = big <= FLOAT32_CELLS_NM
+    site_cell = _flat_cell(_cell_index(s, scale, n, small), n)
     site_cell += (np.arange(n_frames, dtype=np.int64) * n_cells)[:, None]
     site_cell = site_cell.ravel()
     order = np.argsort(site_cell)
     counts = np.bincount(site_cell, minlength=n_frames * n_cells)
     starts = np.cumsum(counts) - counts
-    query = _neighbour_cells(_cell_index(c, scale, n).reshape(-1, 3), n, reach)
+    centre_cell, inside = _cell_position(c, scale, n, small)
+    query = _neighbour_cells(centre_cell.reshape(-1, 3), n, reach)
     query += np.repeat(np.arange(n_frames, dtype=np.int64) * n_cells, n_centres)[:, None]
     query_per_centre = query.shape[1]
-    query = query.ravel()
     count = counts[query]
+    if reach > 1 and np.all(n >= 2 * reach + 1):  # skip cells beyond r_max (exact)
+        count *= _reachable(inside.reshape(-1, 3), np.repeat(b / n, n_centres, axis=0), n,
+                            reach, r_max)
+    query, count = query.ravel(), count.ravel()
     hit = np.flatnonzero(count)
     count = count[hit]
     stop = np.cumsum(count)  # candidates of hit h: sorted sites starts[cell] .. + count[h]
@@ -122,9 +133,9 @@ def _cell_pairs(c: NDArray[np.floating], s: NDArray[np.floating], b: NDArray[np.
     centre_t = c.reshape(-1, 3).T  # (3, n) view
     sorted_t = s.reshape(-1, 3)[order].T
     # float32 pre-filter with a safe margin, then exact float64 distances of the survivors
-    margin = 1e-4 + 1e-6 * (float(np.abs(b).max()) + max(float(np.abs(c).max()),
-                                                         float(np.abs(s).max())))
-    r2 = _squared_distances(sorted_t.astype(np.float32), centre_t.astype(np.float32),
+    margin = 1e-4 + 1e-6 * (float(np.abs(b).max()) + big)
+    r2 = _squared_distances(sorted_t.astype(np.float32, copy=False),
+                            centre_t.astype(np.float32, copy=False),
                             b.astype(np.float32), pos, owner, n_centres)
     near = np.flatnonzero(r2 <= np.float32((r_max + margin) ** 2))
     pos, owner = pos[near], owner[near]
@@ -132,8 +143,9 @@ def _cell_pairs(c: NDArray[np.floating], s: NDArray[np.floating], b: NDArray[np.
                                       b, pos, owner, n_centres))
     keep = np.flatnonzero(dist <= r_max)
     owner, site, dist = owner[keep], order[pos[keep]] % n_sites, dist[keep]
-    key = np.argsort(owner * n_sites + site)
-    owner, site, dist = owner[key], site[key], dist[key]
+    if ordered:
+        key = np.argsort(owner * n_sites + site)
+        owner, site, dist = owner[key], site[key], dist[key]
     return owner // n_centres, owner % n_centres, site, dist
 
 
@@ -157,14 +169,57 @@ def _squared_distances(sites: NDArray[np.floating], centres: NDArray[np.floating
     return r2
 
 
-def _cell_index(xyz: NDArray[np.floating], scale: NDArray[np.float64], n: IntArray) -> IntArray:
+def _abs_max(*arrays: NDArray[np.floating]) -> float:
+    """Largest absolute value in any of ``arrays`` (no temporary array)."""
+    return max(max(float(a.max()), -float(a.min())) for a in arrays)
+
+
+def _cell_index(xyz: NDArray[np.floating], scale: NDArray[np.float64], n: IntArray,
+                small: bool = False) -> IntArray:
     """Cell of every point along each axis, shape (..., 3), values 0..n-1 (any image)."""
-    frac = xyz * (scale / n)[:, None, :]  # fractional coordinates, float64
+    return _cell_position(xyz, scale, n, small)[0]
+
+
+def _cell_position(xyz: NDArray[np.floating], scale: NDArray[np.float64], n: IntArray,
+                   small: bool = False) -> tuple[IntArray, NDArray[np.floating]]:
+    """Cell (..., 3) of every point and its position inside the cell (0..1, cell units).
+
+    Computed in float32 for float32 coordinates that are ``small`` (all
+    within ``FLOAT32_CELLS_NM`` of the origin): the rounding error of the cell
+    assignment (< 2e-5 nm) is absorbed by ``CELL_MARGIN_NM``, and the cell
+    only decides which pairs are candidates, never a distance.
+    """
+    dtype = np.float32 if xyz.dtype == np.float32 and small else np.float64
+    inverse_edge: NDArray[np.floating] = (scale / n).astype(dtype)
+    frac = xyz * inverse_edge[:, None, :]  # fractional coordinates
     frac -= np.floor(frac)
     frac *= n
     k = frac.astype(np.int64)
     np.minimum(k, n - 1, out=k)  # frac can round up to exactly 1
-    return k
+    frac -= k
+    return k, frac
+
+
+def _reachable(inside: NDArray[np.floating], width: NDArray[np.float64], n: IntArray,
+               reach: int, r_max: float) -> NDArray[np.bool_]:
+    """Which neighbour cells (as ordered by :func:`_neighbour_cells`) can hold a site within
+    ``r_max`` of each centre, shape (n_points, n_cells_searched).
+
+    ``inside`` (n_points, 3): position of the centre in its cell (cell units); ``width``
+    (n_points, 3): cell edges, nm. The gap between the centre and a cell at signed offset
+    ``o`` is ``max(0, o - inside, inside - 1 - o)`` cells along each axis; a cell whose gap
+    exceeds ``r_max`` (+ ``CELL_MARGIN_NM``) holds no site within ``r_max``. Only valid with
+    ``n >= 2 reach + 1`` on every axis (each offset is then a distinct cell and image).
+    """
+    gaps = []
+    for d in range(3):
+        mods = np.unique(np.arange(-reach, reach + 1) % n[d])
+        signed = np.where(mods > reach, mods - n[d], mods).astype(np.float64)
+        u = inside[:, d, None].astype(np.float64)
+        gap = np.maximum(np.maximum(signed - u, u - 1.0 - signed), 0.0) * width[:, d, None]
+        gaps.append(gap * gap)
+    gap2 = gaps[0][:, :, None, None] + gaps[1][:, None, :, None] + gaps[2][:, None, None, :]
+    return (gap2 <= (r_max + CELL_MARGIN_NM) ** 2).reshape(inside.shape[0], -1)
 
 
 def _flat_cell(k: IntArray, n: IntArray) -> IntArray:

@@ -107,7 +107,7 @@ class RDFAccumulator:
             self.hist = np.zeros((self.n_partners, int(self.r_max / self.width)))
         n_bins = self.hist.shape[1]
         _, i, j, d = chunk_pairs_within(cation_xyz, site_xyz, boxes, n_bins * self.width,
-                                        reach=RDF_CELL_REACH)
+                                        reach=RDF_CELL_REACH, ordered=False)
         keep = cation_residue[i] != site_residue[j]
         b = np.minimum((d[keep] / self.width).astype(np.int64), n_bins - 1)
         flat = self.site_partner[j[keep]] * n_bins + b

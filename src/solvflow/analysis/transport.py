@@ -27,6 +27,7 @@ from scipy import sparse
 FIT_START, FIT_END = 0.2, 1.0
 N_SUBSETS = 5
 NM2_PS_TO_M2_S = 1e-6
+_XYZ32 = np.dtype((np.void, 12))  # one (x, y, z) float32 record
 
 
 class CentreTracker:
@@ -81,21 +82,42 @@ class CentreTracker:
             self._last_unwrapped = self.com @ first.astype(np.float64)
             self._last_wrapped = pos[0]
         n_frames = pos.shape[0]
-        # atom-major steps (n_atoms, n_frames, 3): reshaped for the sparse product without a copy
-        steps = np.empty((self.atoms.size, n_frames, 3), dtype=np.float32)
-        np.subtract(pos[0], self._last_wrapped, out=steps[:, 0])
-        np.subtract(pos[1:].transpose(1, 0, 2), pos[:-1].transpose(1, 0, 2), out=steps[:, 1:])
-        b_t = b.transpose(1, 0, 2)
-        shift = steps / b_t
-        np.rint(shift, out=shift)
-        shift *= b_t  # = b * rint(step / b): the minimum-image correction
-        steps -= shift
-        moves = (self.com32 @ steps.reshape(self.atoms.size, -1)).astype(np.float64)
+        steps = np.empty(pos.shape, dtype=np.float32)  # frame-major, contiguous subtractions
+        np.subtract(pos[0], self._last_wrapped, out=steps[0])
+        np.subtract(pos[1:], pos[:-1], out=steps[1:])
+        _minimum_image(steps, b)
+        # atom-major (n_atoms, n_frames, 3) for the sparse product: one transposing copy of
+        # 12-byte (x, y, z) records
+        steps = np.ascontiguousarray(steps.view(_XYZ32).reshape(n_frames, -1).T)
+        moves = (self.com32 @ steps.view(np.float32).reshape(self.atoms.size, -1)
+                 ).astype(np.float64)
         unwrapped = self._last_unwrapped + np.cumsum(
             moves.reshape(-1, n_frames, 3).transpose(1, 0, 2), axis=0)
         self._last_wrapped = pos[-1]
         self._last_unwrapped = unwrapped[-1]
         return unwrapped
+
+
+def _minimum_image(steps: NDArray[np.float32], b: NDArray[np.float32]) -> None:
+    """In place: ``steps -= b * rint(steps / b)`` (the minimum-image correction).
+
+    ``steps`` (n_frames, n_atoms, 3) float32 nm, ``b`` (n_frames, 1, 3) float32 nm. Only
+    entries with ``|step| > 0.49 * min(b)`` can change (elsewhere ``rint`` gives 0), so the
+    correction is applied to those alone, with the same float32 operations.
+    """
+    limit = np.float32(0.49) * b.min()
+    flat = steps.reshape(-1)
+    idx = np.flatnonzero((flat > limit) | (flat < -limit))
+    if idx.size == 0:
+        return
+    per_frame = steps.shape[1] * 3
+    edge = b.reshape(-1, 3)[idx // per_frame, idx % 3]
+    value = flat[idx]
+    shift = value / edge
+    np.rint(shift, out=shift)
+    shift *= edge
+    value -= shift
+    flat[idx] = value
 
 
 class MSDAccumulator:
