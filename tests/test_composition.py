@@ -138,3 +138,18 @@ def test_neat_liquid_counts_molecules():
     assert comp.estimated_density_g_cm3 == pytest.approx(0.867, rel=1e-3)
     with pytest.raises(CompositionError, match="neat liquid"):
         compose(load_system("dme"), concentration=1.0)
+
+
+def test_solvent_mixture_rounds_by_largest_remainder():
+    from solvflow.spec import parse_system
+
+    raw = {"name": "mix", "kind": "salt_solution", "salt": {"Li": 1, "FSI": 1},
+           "solvent": {"DME": 0.9, "DMAc": 0.1}, "species": ["Li", "FSI", "DME", "DMAc"]}
+    spec = parse_system(raw, where="mix")
+    # 2 salt units at 1:2 -> 4 solvent molecules: 3.6 DME and 0.4 DMAc round to 4 and 0.
+    comp = compose(spec, ratio=0.5, n_salt=2)
+    assert comp.counts == {"Li": 2, "FSI": 2, "DME": 4}
+    assert comp.achieved["salt_solvent_ratio"] == 0.5
+    # 10 salt units -> 20 solvent: exactly 18 DME and 2 DMAc.
+    assert compose(spec, ratio=0.5, n_salt=10).counts == {"Li": 10, "FSI": 10, "DME": 18,
+                                                           "DMAc": 2}

@@ -29,8 +29,7 @@ DEE = Species(name="DEE", smiles="CCOCC", residue="DEE", charge=0, role="solvent
 @pytest.fixture(scope="module")
 def dee(tmp_path_factory):
     work = tmp_path_factory.mktemp("dee")
-    env, _ = amber_environment()
-    prmtop = _run_amber(DEE, work, env, seed=1)
+    prmtop = _run_amber(DEE, work, amber_environment(), seed=1)
     xml = work / "DEE.xml"
     xml.write_text(ffxml_from_prmtop(DEE, prmtop))
     return prmtop, xml
@@ -57,7 +56,7 @@ DMF = Species(name="DMF", smiles="CN(C)C=O", residue="DMF", charge=0, role="solv
 @pytest.fixture(scope="module")
 def dmf(tmp_path_factory):
     work = tmp_path_factory.mktemp("dmf")
-    prmtop = _run_amber(DMF, work, amber_environment()[0], seed=1)
+    prmtop = _run_amber(DMF, work, amber_environment(), seed=1)
     xml = work / "DMF.xml"
     xml.write_text(ffxml_from_prmtop(DMF, prmtop))
     return prmtop, xml
@@ -104,6 +103,9 @@ def test_cli_writes_xml_for_small_molecule(tmp_path, capsys):
     text = (tmp_path / "ACN.xml").read_text()
     assert '<Residue name="ACN">' in text and "AM1-BCC" in text
     assert "wrote" in capsys.readouterr().out
+    # A second run does not silently replace the file.
+    assert main(["parametrize", "--smiles", "CC#N", "--name", "ACN", "-o", str(tmp_path)]) == 2
+    assert "exists" in capsys.readouterr().err
 
 
 def test_boron_species_gives_clean_error(tmp_path, capsys):

@@ -241,3 +241,31 @@ def test_opencl_smoke_run_and_energies_agree_with_cpu(tmp_path: Path, opencl: st
         context.setPositions(state.getPositions())
         energies.append(context.getState(getEnergy=True).getPotentialEnergy()._value)
     assert energies[1] == pytest.approx(energies[0], rel=1e-4)
+
+
+def test_user_protocol_without_description_resumes(tmp_path: Path) -> None:
+    data = load_protocol("smoke").to_dict()
+    del data["description"]
+    data["name"] = "mine"
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(data))
+    rundir = write_water_rundir(tmp_path / "run")
+    simulate(rundir, protocol=path, platform="CPU", progress="quiet")
+    again = simulate(rundir, platform="CPU", progress="quiet")  # re-reads protocol.yaml
+    assert again.already_finished
+
+
+def test_changed_system_is_never_resumed_and_never_rewritten(smoke_run: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    # parametrize refuses to rewrite the System under a simulated run directory ...
+    code = cli_main(["parametrize", str(smoke_run), "--charge-scale", "0.7"])
+    assert code == 2 and "already been simulated" in capsys.readouterr().err
+    # ... and a hand-edited system.xml is caught when the run resumes.
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_run, copy)
+    (copy / "system.xml").write_text((copy / "system.xml").read_text().replace(
+        'version="1"', 'version="1" ', 1))
+    with pytest.raises(SimulationError, match="changed since this run started"):
+        simulate(copy, platform="CPU", production_ns=0.0004, progress="quiet")

@@ -56,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SolvflowError as exc:
         print(f"solvflow {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the user's file system: unwritable or missing paths
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"solvflow {args.command}: error: cannot use{where}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"solvflow {args.command}: interrupted", file=sys.stderr)
         return 130

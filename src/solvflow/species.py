@@ -24,6 +24,7 @@ from solvflow.errors import BuildError, SpeciesError
 
 ROLES = ("cation", "anion", "solvent")
 _RESIDUE_RE = re.compile(r"^[A-Z0-9]{1,3}$")
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,11 @@ class Species:
 
 def validate_species(sp: Species, where: str) -> None:
     """Check a species definition; raise :class:`SpeciesError` naming the problem."""
+    if not _NAME_RE.match(str(sp.name)):
+        raise SpeciesError(
+            f"{where}: species name {sp.name!r} is not allowed; use a letter followed by up to "
+            "31 letters, digits, '_', '+' or '-' (it names files and atom types)"
+        )
     if sp.role not in ROLES:
         raise SpeciesError(f"{where}: species {sp.name!r} has role {sp.role!r}; allowed: {ROLES}")
     if not _RESIDUE_RE.match(sp.residue):
@@ -114,14 +120,14 @@ def validate_species(sp: Species, where: str) -> None:
         )
     if sp.role == "solvent" and sp.charge != 0:
         raise SpeciesError(f"{where}: solvent {sp.name!r} must be neutral (charge {sp.charge:+d})")
-    if sp.role == "solvent" and not (sp.density_g_cm3 and sp.density_g_cm3 > 0):
-        raise SpeciesError(
-            f"{where}: solvent {sp.name!r} needs density_g_cm3 (pure-liquid density, g/cm^3)"
-        )
     for key in ("density_g_cm3", "molar_volume_cm3_mol"):
         value = getattr(sp, key)
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise SpeciesError(f"{where}: species {sp.name!r}: {key} must be a positive number")
+    if sp.role == "solvent" and not (sp.density_g_cm3 and sp.density_g_cm3 > 0):
+        raise SpeciesError(
+            f"{where}: solvent {sp.name!r} needs density_g_cm3 (pure-liquid density, g/cm^3)"
+        )
     if sp.sites is not None:
         site_indices(sp)  # raises on a bad SMARTS or one that matches nothing
 

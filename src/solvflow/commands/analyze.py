@@ -48,6 +48,9 @@ def _run(args: argparse.Namespace) -> int:
     from solvflow.analysis import analyze
 
     target = Path(args.target)
+    if not target.exists():
+        raise AnalysisInputError(f"{target} does not exist: give a run directory or a trajectory "
+                                 "file (with --top)")
     is_rundir = target.is_dir()
     if args.output:
         output = Path(args.output)
@@ -55,6 +58,10 @@ def _run(args: argparse.Namespace) -> int:
         output = target / "analysis.json"
     else:
         raise AnalysisInputError("give -o analysis.json when analysing a trajectory file")
+    if output.is_dir():
+        output = output / "analysis.json"
+    if not output.parent.is_dir():
+        raise AnalysisInputError(f"cannot write {output}: folder {output.parent} does not exist")
     with _silence_c_stdout():
         result = analyze(
             target,

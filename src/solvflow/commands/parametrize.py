@@ -25,7 +25,8 @@ def _new_species(args: argparse.Namespace) -> int:
         raise InputError("give either a run directory or --smiles, not both")
     if not args.name:
         raise InputError("--smiles needs --name NAME (species name, also the XML file name)")
-    path = parametrize_species(args.smiles, args.name, args.residue, output=args.output)
+    path = parametrize_species(args.smiles, args.name, args.residue, output=args.output,
+                               overwrite=args.overwrite)
     residue = args.residue or args.name[:3].upper()
     from rdkit import Chem
 
@@ -48,6 +49,10 @@ def _rundir(args: argparse.Namespace) -> int:
     rundir = Path(args.rundir)
     if not (rundir / "spec.yaml").is_file():
         raise InputError(f"{rundir} is not a solvflow run directory (no spec.yaml)")
+    if (rundir / "status.json").is_file():
+        raise InputError(f"{rundir} has already been simulated (status.json): its system.xml is "
+                         "not changed under a running or finished trajectory; build a new run "
+                         "directory (solvflow build ... --charge-scale F -o NEW)")
     stored = settings_from_spec(yaml.safe_load((rundir / "spec.yaml").read_text()))
     scale = stored.charge_scale if args.charge_scale is None else args.charge_scale
     if args.charge_scale is not None and not 0.5 <= args.charge_scale <= 1.0:
@@ -71,6 +76,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--smiles", help="SMILES of a new organic species")
     parser.add_argument("--name", help="name of the new species (XML file stem)")
     parser.add_argument("--residue", help="residue name, 1-3 characters (default: from --name)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing NAME.xml in the output folder")
     parser.add_argument("-o", "--output", default=".", metavar="DIR",
                         help="folder for the new species' XML (default: current folder)")
     parser.set_defaults(func=_run)

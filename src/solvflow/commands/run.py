@@ -9,7 +9,7 @@ from typing import Any
 from solvflow.commands.build import add_build_options, build_from_args
 from solvflow.errors import InputError
 
-_BUILD_ONLY = ("concentration", "molality", "ratio", "n_salt", "charge_scale")
+_BUILD_ONLY = ("concentration", "molality", "ratio", "n_salt", "charge_scale", "cutoff_nm")
 
 
 def _target(args: argparse.Namespace) -> Path:
@@ -27,15 +27,44 @@ def _target(args: argparse.Namespace) -> Path:
                          "or a system name with -o RUNDIR to build one first")
     rundir = Path(args.output)
     if (rundir / "spec.yaml").is_file() and not args.overwrite:
-        print(f"run directory {rundir} exists: not rebuilding it")
+        _check_same_build(rundir, args)
+        print(f"run directory {rundir} exists with the same build: not rebuilding it")
         return rundir
-    seed = args.seed
-    args.seed = 1 if seed is None else seed
-    args.system = args.target
-    result = build_from_args(args)
-    args.seed = seed
+    build_args = argparse.Namespace(**vars(args))
+    build_args.system = args.target
+    build_args.seed = 1 if args.seed is None else args.seed
+    result = build_from_args(build_args)
     print(f"built    {result.rundir} ({result.composition.n_atoms} atoms)")
     return Path(result.rundir)
+
+
+def _check_same_build(rundir: Path, args: argparse.Namespace) -> None:
+    """Refuse to continue a run directory that was built from another system or composition."""
+    import yaml
+
+    from solvflow.spec import load_system
+
+    spec = yaml.safe_load((rundir / "spec.yaml").read_text())
+    comp = spec.get("composition", {})
+    wanted = {"system": load_system(args.target).name}
+    have = {"system": spec.get("system", {}).get("name")}
+    measure = {"concentration": "molarity", "molality": "molality", "ratio": "ratio"}
+    for option, mode in measure.items():
+        if getattr(args, option) is not None:
+            wanted["composition"] = f"{mode} {getattr(args, option):g}"
+            have["composition"] = (f"{comp.get('mode', '').replace('lewis_', '')} "
+                                   f"{comp.get('requested', float('nan')):g}")
+    for option, stored in (("n_salt", comp.get("n_salt")),
+                           ("charge_scale", spec.get("charge_scale")),
+                           ("cutoff_nm", spec.get("forcefield", {}).get("cutoff_nm"))):
+        if getattr(args, option) is not None:
+            wanted[option], have[option] = getattr(args, option), stored
+    differ = [f"{key} {have[key]} (asked: {wanted[key]})" for key in wanted
+              if wanted[key] != have[key]]
+    if differ:
+        raise InputError(f"{rundir} was built differently: {'; '.join(differ)}. Continue it with "
+                         f"`solvflow run {rundir}`, rebuild it with --overwrite, or choose "
+                         "another -o")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -145,7 +145,8 @@ class Protocol:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, loadable again with :func:`parse_protocol` (``protocol.yaml``)."""
         data = asdict(self)
-        out = {k: v for k, v in data.items() if k not in STAGE_NAMES and k != "source"}
+        out = {k: v for k, v in data.items()
+               if k not in STAGE_NAMES and k != "source" and not (k == "description" and not v)}
         stages = {name: data[name] for name in STAGE_NAMES if data[name] is not None}
         out["stages"] = stages
         return out

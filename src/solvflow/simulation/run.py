@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import math
 import os
 import time
@@ -131,7 +132,9 @@ class Run:
         self.platform_name = platform.getName()
         self.status.update({
             "platform": self.platform_name,
-            "precision": props.get("Precision", "single (CPU platform default)"),
+            "precision": props.get("Precision", "double (Reference platform)"
+                                   if self.platform_name == "Reference"
+                                   else "single (CPU platform default)"),
             "device": props.get("DeviceName", props.get("OpenCLPlatformName", "")),
             "platform_properties": props, "openmm_version": openmm.__version__})
 
@@ -149,6 +152,7 @@ class Run:
             "solvflow_version": __version__, "state": "running", "stage": self.plan[0].name,
             "stages_finished": [], "protocol": self.protocol.name,
             "protocol_file": rd.PROTOCOL_COPY, "seed": self.seed,
+            "system_xml_sha256": self._system_digest(),
             "temperature_K": self.inputs.temperature_K, "total_steps": self.plan[-1].end,
             "timestep_ps": self.protocol.timestep_ps, "stages": {}, "checkpoints": [],
             "sessions": [], "error": None})
@@ -156,8 +160,17 @@ class Run:
         rd.write_status(self.root, self.status)
         return 0, 0
 
+    def _system_digest(self) -> str:
+        return hashlib.sha256(self.inputs.system_xml.encode()).hexdigest()
+
     def _restore(self) -> tuple[int, int]:
         """Load the last checkpoint; cut log.csv and traj.dcd back to what it covers."""
+        recorded = self.status.get("system_xml_sha256")
+        if recorded is not None and recorded != self._system_digest():
+            raise SimulationError(
+                f"{self.root / rd.SYSTEM} changed since this run started (its checksum differs "
+                f"from the one in {rd.STATUS}); a resumed run must use the same System. Build a "
+                "new run directory for the new parameters")
         source = self._load_checkpoint()
         step = self.context.getStepCount()
         matching = [r for r in self.status["checkpoints"] if r["step"] == step]
@@ -393,6 +406,11 @@ class Run:
 
     def _blowup_message(self, text: str) -> str:
         kept = self.clock.last_good_checkpoint
+        if "less than twice the cutoff" in text:
+            return (f"the box shrank below twice the cutoff in stage {self.clock.stage!r} near "
+                    f"step {self.context.getStepCount()} (NPT): use more molecules or a smaller "
+                    "--cutoff-nm; " + (f"the last good checkpoint (step {kept}) is kept"
+                                       if kept is not None else "no checkpoint was written yet"))
         return (f"simulation blew up in stage {self.clock.stage!r} near step "
                 f"{self.context.getStepCount()}: OpenMM: {text.strip()}; "
                 + (f"the last good checkpoint (step {kept}) is kept" if kept is not None
