@@ -106,6 +106,11 @@ def build(
         )
     target = Path(output)
     _check_output(target, overwrite)
+    if write_system and comp.box_nm < 2.0 * settings.cutoff_nm:
+        raise InputError(
+            f"the box edge {comp.box_nm:.2f} nm would be shorter than twice the cutoff "
+            f"({settings.cutoff_nm:g} nm): use more molecules (--n-salt) or a smaller cutoff "
+            "(--cutoff-nm)")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
@@ -121,16 +126,25 @@ def build(
             from solvflow.forcefield import write_system as write_system_xml
 
             write_system_xml(staging, settings)
-        if target.exists():
-            shutil.rmtree(target)
         umask = os.umask(0)
         os.umask(umask)
         staging.chmod(0o777 & ~umask)  # mkdtemp made it private; a run directory is not
-        os.replace(staging, target)
+        _replace_dir(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return BuildResult(target, comp, resolved, target / topology_file.name)
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target``; an old ``target`` is moved aside first, deleted last."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / "run")
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_seed(seed: Any) -> int:
