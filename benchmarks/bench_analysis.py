@@ -22,6 +22,14 @@ scratch directory, then prints, for every format and length:
 * peak resident memory (``VmHWM`` of a fresh subprocess, full analysis)
   for N and 4N frames of each format.
 
+Compiled kernels (numba, ``solvflow.analysis.kernels``) are used when numba is
+installed; ``--no-numba`` times the pure-numpy path instead. Before any timing
+one untimed warm-up analysis (50 frames) runs, so **the timed runs exclude JIT
+compilation and loading of the cached machine code**; that cold-start cost is
+measured separately in fresh subprocesses (first minus second call on 50
+frames), once with numba's on-disk cache filled and once with an empty cache
+(full compilation).
+
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_analysis.py --workdir /tmp/solvflow-bench
@@ -36,6 +44,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -190,6 +199,31 @@ def peak_memory_mib(rundir: Path) -> float:
     return int(out.stdout.split()[-1]) / 1024.0
 
 
+def cold_start_s(rundir: Path, empty_cache: bool) -> float:
+    """Extra CPU s of the first ``analyze`` call of a fresh process (JIT load or compile).
+
+    First minus second call on 50 frames; with ``empty_cache`` numba compiles every kernel
+    (a new ``NUMBA_CACHE_DIR``), otherwise it loads them from its on-disk cache.
+    """
+    code = (
+        "import sys, time; sys.path.insert(0, 'src');"
+        "from solvflow.analysis import analyze;"
+        "cpu = []\n"
+        "for _ in range(2):\n"
+        "    t = time.process_time()\n"
+        f"    analyze({str(rundir)!r}, cutoffs_nm={CUTOFFS_NM!r}, dt_ps={DT_PS!r}, stop=50)\n"
+        "    cpu.append(time.process_time() - t)\n"
+        "print(cpu[0] - cpu[1])"
+    )
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as cache:
+        if empty_cache:
+            env["NUMBA_CACHE_DIR"] = cache
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=Path(__file__).resolve().parents[1], env=env)
+    return float(out.stdout.split()[-1])
+
+
 def measure(rundir: Path, n: int, repeat: int) -> dict[str, float]:
     """Reading, full analysis and shell work of one trajectory: times, rates and ratios."""
     out: dict[str, float] = {"frames": n}
@@ -240,7 +274,11 @@ def main() -> None:
     parser.add_argument("--only-1x", action="store_true", help="skip the 4N trajectories")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each timing; the fastest counts (shared machine)")
+    parser.add_argument("--no-numba", action="store_true",
+                        help="time the pure-numpy path (as without numba installed)")
     args = parser.parse_args()
+    if args.no_numba:
+        os.environ["SOLVFLOW_NUMBA"] = "0"  # also seen by the memory subprocesses
     args.workdir.mkdir(parents=True, exist_ok=True)
     n = args.frames
     dirs = {"1x": prepare(args.workdir, args.n_salt, n, "1x")}
@@ -254,6 +292,17 @@ def main() -> None:
         "python": platform.python_version(), "mdtraj": mdtraj.__version__,
         "numpy": numpy.__version__, "repeat": args.repeat,
         "load_average_before": os.getloadavg()[0], "runs": {}}
+    from solvflow.analysis import analyze, kernels
+
+    results["numba_kernels"] = kernels.enabled()
+    analyze(dirs["1x"]["dcd"], cutoffs_nm=CUTOFFS_NM, dt_ps=DT_PS, stop=50)  # warm-up, untimed
+    if kernels.enabled():  # after the warm-up, which fills numba's on-disk cache
+        import numba
+
+        results["numba"] = numba.__version__
+        results["cold_start_cpu_s"] = {
+            "cached": cold_start_s(dirs["1x"]["dcd"], empty_cache=False),
+            "compile": cold_start_s(dirs["1x"]["dcd"], empty_cache=True)}
     for tag, by_format in dirs.items():
         for fmt in FORMATS:
             length = n if tag == "1x" else 4 * n

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
+from solvflow.analysis import kernels
 from solvflow.analysis.cells import chunk_pairs_within
 from solvflow.errors import AnalysisInputError
 
@@ -183,9 +184,32 @@ def chunk_contacts(
     if sites.shape[1] == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
+    if kernels.enabled():
+        return _chunk_contacts_compiled(np.asarray(cation_xyz), sites, boxes, cut)
     f, i, j, d = chunk_pairs_within(cation_xyz, sites, boxes, float(cut.max()))
     keep = d <= cut[j]
     return f[keep], i[keep], j[keep]
+
+
+def _chunk_contacts_compiled(
+    cations: NDArray[np.floating], sites: NDArray[np.floating], boxes: ArrayLike,
+    cut: NDArray[np.float64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """:func:`chunk_contacts` by the numba cell-list kernel (identical contacts)."""
+    b = np.ascontiguousarray(np.asarray(boxes, dtype=np.float64).reshape(-1, 3))
+    empty = np.zeros(0, dtype=np.int64)
+    if cations.shape[0] == 0 or cations.shape[1] == 0:
+        return empty, empty, empty
+    r_max = float(cut.max())
+    if not r_max < 0.5 * b.min():
+        raise AnalysisInputError(
+            f"cutoff {r_max:.4g} nm must be below half the shortest box edge "
+            f"({0.5 * b.min():.4g} nm)"
+        )
+    n = kernels.cells_per_edge(b, r_max, 1)
+    f, i, j = kernels.contacts_kernel(np.ascontiguousarray(cations), np.ascontiguousarray(sites),
+                                      b, np.ascontiguousarray(cut), n)
+    return f, i, j
 
 
 def shell_molecules(

@@ -24,7 +24,9 @@ from numpy.typing import NDArray
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 
+from solvflow.analysis import kernels
 from solvflow.analysis.cells import chunk_pairs_within
+from solvflow.errors import AnalysisInputError
 
 BIN_WIDTH_NM = 0.005
 R_MAX_NM = 1.0
@@ -105,6 +107,38 @@ class RDFAccumulator:
         if self.hist.shape[1] == 0:
             self.r_max = min(self.r_max, 0.5 * float(boxes[0].min()) * 0.999)
             self.hist = np.zeros((self.n_partners, int(self.r_max / self.width)))
+        if kernels.enabled():
+            self._add_compiled(cation_xyz, site_xyz, boxes, cation_residue, site_residue)
+        else:
+            self._add_numpy(cation_xyz, site_xyz, boxes, cation_residue, site_residue)
+        for volume in np.prod(np.asarray(boxes, dtype=np.float64), axis=1).tolist():
+            self.inv_volume += 1.0 / volume  # frame by frame, as the sum was always formed
+        self.n_frames += cation_xyz.shape[0]
+        self.n_cations = cation_xyz.shape[1]
+
+    def _add_compiled(self, cation_xyz: NDArray[np.floating], site_xyz: NDArray[np.floating],
+                      boxes: NDArray[np.float64], cation_residue: NDArray[np.int64],
+                      site_residue: NDArray[np.int64]) -> None:
+        """Histogram by the numba kernel (the same counts as :meth:`_add_numpy`)."""
+        n_bins = self.hist.shape[1]
+        b = np.ascontiguousarray(np.asarray(boxes, dtype=np.float64).reshape(-1, 3))
+        r_max = n_bins * self.width
+        if not r_max < 0.5 * b.min():
+            raise AnalysisInputError(
+                f"RDF range {r_max:.4g} nm must be below half the shortest box edge "
+                f"({0.5 * b.min():.4g} nm)"
+            )
+        n = kernels.cells_per_edge(b, r_max, RDF_CELL_REACH)
+        kernels.rdf_kernel(np.ascontiguousarray(cation_xyz), np.ascontiguousarray(site_xyz), b,
+                           n, RDF_CELL_REACH, self.width, n_bins,
+                           np.ascontiguousarray(self.site_partner, dtype=np.int64),
+                           np.ascontiguousarray(cation_residue, dtype=np.int64),
+                           np.ascontiguousarray(site_residue, dtype=np.int64), self.hist)
+
+    def _add_numpy(self, cation_xyz: NDArray[np.floating], site_xyz: NDArray[np.floating],
+                   boxes: NDArray[np.float64], cation_residue: NDArray[np.int64],
+                   site_residue: NDArray[np.int64]) -> None:
+        """Histogram with the vectorised numpy cell list."""
         n_bins = self.hist.shape[1]
         _, i, j, d = chunk_pairs_within(cation_xyz, site_xyz, boxes, n_bins * self.width,
                                         reach=RDF_CELL_REACH, ordered=False)
@@ -113,10 +147,6 @@ class RDFAccumulator:
         flat = self.site_partner[j[keep]] * n_bins + b
         self.hist += np.bincount(flat, minlength=self.n_partners * n_bins).reshape(
             self.n_partners, n_bins)
-        for volume in np.prod(np.asarray(boxes, dtype=np.float64), axis=1).tolist():
-            self.inv_volume += 1.0 / volume  # frame by frame, as the sum was always formed
-        self.n_frames += cation_xyz.shape[0]
-        self.n_cations = cation_xyz.shape[1]
 
     def result(self) -> list[RDF]:
         """One :class:`RDF` per partner (empty arrays when no frame was added)."""

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from solvflow.analysis import kernels
+
 
 def lag_grid(max_lag: int, n_log: int = 24) -> NDArray[np.int64]:
     """Lags 0..max_lag: every lag up to 10, then ``n_log`` log-spaced ones. Shape (n_lags,)."""
@@ -76,6 +78,15 @@ class ContactCorrelation:
         chunk = (t0 + frame) * self.n_pairs + keys
         self.sizes.extend(np.bincount(frame, minlength=n_frames).tolist())
         pool = np.concatenate([self._history, chunk])
+        if kernels.enabled():
+            kernels.overlap_kernel(pool, chunk, self.lags, self.n_pairs, self.overlap)
+        else:
+            self._overlap_numpy(pool, chunk)
+        oldest = len(self.sizes) - int(self.lags[-1])
+        self._history = pool[pool >= oldest * self.n_pairs]
+
+    def _overlap_numpy(self, pool: NDArray[np.int64], chunk: NDArray[np.int64]) -> None:
+        """Add ``|S(t) & S(t+lag)|`` of the new frames (binary searches in ``pool``)."""
         for li, lag in enumerate(self.lags):
             if chunk.size == 0:
                 break
@@ -86,8 +97,6 @@ class ContactCorrelation:
                 continue
             idx = np.minimum(np.searchsorted(window, query), window.size - 1)
             self.overlap[li] += np.count_nonzero(window[idx] == query)
-        oldest = len(self.sizes) - int(self.lags[-1])
-        self._history = pool[pool >= oldest * self.n_pairs]
 
     def correlation(self) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Lags (frames) with at least one origin and the normalised C(lag)."""

@@ -24,6 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
+from solvflow.analysis import kernels
+
 FIT_START, FIT_END = 0.2, 1.0
 N_SUBSETS = 5
 NM2_PS_TO_M2_S = 1e-6
@@ -54,7 +56,7 @@ class CentreTracker:
         first = np.full(n_mol, atoms.size, dtype=np.int64)
         np.minimum.at(first, atom_molecule, np.arange(atoms.size))
         self.first_atom = first[atom_molecule]
-        self._last_wrapped: NDArray[np.float64] | None = None
+        self._last_wrapped: NDArray[np.float32] | None = None
         self._last_unwrapped: NDArray[np.float64] | None = None
 
     def add_chunk(self, xyz: NDArray[np.floating], box: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -75,12 +77,16 @@ class CentreTracker:
         ndarray of float64, shape (n_frames, n_molecules, 3), nm
         """
         all_atoms = self.atoms.size == xyz.shape[1]
+        if self._last_wrapped is None:
+            p0 = np.asarray(xyz[0] if all_atoms else xyz[0, self.atoms], dtype=np.float32)
+            b0 = box[0].astype(np.float32)
+            first = p0 - b0 * np.rint((p0 - p0[self.first_atom]) / b0)
+            self._last_unwrapped = self.com @ first.astype(np.float64)
+            self._last_wrapped = p0
+        if kernels.enabled():
+            return self._add_compiled(xyz, box, all_atoms)
         pos = np.asarray(xyz if all_atoms else xyz[:, self.atoms], dtype=np.float32)
         b = box[:, None, :].astype(np.float32)
-        if self._last_wrapped is None:
-            first = pos[0] - b[0] * np.rint((pos[0] - pos[0][self.first_atom]) / b[0])
-            self._last_unwrapped = self.com @ first.astype(np.float64)
-            self._last_wrapped = pos[0]
         n_frames = pos.shape[0]
         steps = np.empty(pos.shape, dtype=np.float32)  # frame-major, contiguous subtractions
         np.subtract(pos[0], self._last_wrapped, out=steps[0])
@@ -94,6 +100,20 @@ class CentreTracker:
         unwrapped = self._last_unwrapped + np.cumsum(
             moves.reshape(-1, n_frames, 3).transpose(1, 0, 2), axis=0)
         self._last_wrapped = pos[-1]
+        self._last_unwrapped = unwrapped[-1]
+        return unwrapped
+
+    def _add_compiled(self, xyz: NDArray[np.floating], box: NDArray[np.float64],
+                      all_atoms: bool) -> NDArray[np.float64]:
+        """:meth:`add_chunk` after the first frame by the numba kernel (identical centres)."""
+        pos = np.ascontiguousarray(xyz, dtype=np.float32)
+        b = np.ascontiguousarray(box, dtype=np.float32).reshape(-1, 3)
+        last = np.array(self._last_wrapped, dtype=np.float32, order="C")  # updated in place
+        com = self.com32
+        unwrapped = kernels.unwrap_kernel(
+            pos, self.atoms, all_atoms, last, b, np.float32(0.49) * b.min(), com.indptr,
+            com.indices, com.data, np.ascontiguousarray(self._last_unwrapped, dtype=np.float64))
+        self._last_wrapped = last
         self._last_unwrapped = unwrapped[-1]
         return unwrapped
 
@@ -139,6 +159,10 @@ class MSDAccumulator:
         """Add unwrapped centres, shape (n_frames, n_molecules, 3), nm."""
         pool = np.concatenate([self._ring, centres])
         h = self._ring.shape[0]
+        if kernels.enabled():
+            kernels.msd_kernel(pool, h, self.lags, self.sq_sum, self.origins)
+            self._ring = pool[-int(self.lags[-1]):] if self.lags[-1] > 0 else pool[:0]
+            return
         for li, lag in enumerate(self.lags):
             if lag == 0:
                 continue
