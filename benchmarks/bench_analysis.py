@@ -11,7 +11,10 @@ scratch directory, then prints, for every format and length:
   residence, diffusion) and of the shell work alone (``rdf_frames=0,
   diffusion=False``: coordination, pairing, clusters, residence);
 * the ratio against merely reading the same frames with ``mdtraj.iterload``
-  (chunk 100, topology parsed from the PDB, as ``analyze`` does);
+  (chunk 100, topology parsed from the PDB: the way a user reads it;
+  ``analyze`` of a run directory builds its topology from spec.yaml instead);
+* CPU time of parsing topology.pdb with MDTraj vs building the topology from
+  spec.yaml (``solvflow.analysis.spectop``);
 * every timing as wall time and CPU time of this process
   (``time.process_time``), the fastest of ``--repeat`` runs, with the load
   average (the machine may be shared: CPU time is the steadier measure);
@@ -224,6 +227,19 @@ def cold_start_s(rundir: Path, empty_cache: bool) -> float:
     return float(out.stdout.split()[-1])
 
 
+def topology_cpu_s(rundir: Path, repeat: int) -> dict[str, float]:
+    """CPU s to parse ``topology.pdb`` with MDTraj vs to build the topology from spec.yaml."""
+    import mdtraj as md
+    import yaml
+
+    from solvflow.analysis.spectop import topology_from_spec
+
+    spec = yaml.load((rundir / "spec.yaml").read_text(), Loader=yaml.CSafeLoader)
+    pdb = best_of(repeat, lambda: _timed(lambda: md.load_topology(str(rundir / "topology.pdb"))))
+    built = best_of(repeat, lambda: _timed(lambda: topology_from_spec(spec)))
+    return {"pdb_parse": pdb[1], "spec_build": built[1]}
+
+
 def measure(rundir: Path, n: int, repeat: int) -> dict[str, float]:
     """Reading, full analysis and shell work of one trajectory: times, rates and ratios."""
     out: dict[str, float] = {"frames": n}
@@ -303,6 +319,7 @@ def main() -> None:
         results["cold_start_cpu_s"] = {
             "cached": cold_start_s(dirs["1x"]["dcd"], empty_cache=False),
             "compile": cold_start_s(dirs["1x"]["dcd"], empty_cache=True)}
+    results["topology_cpu_s"] = topology_cpu_s(dirs["1x"]["dcd"], args.repeat)
     for tag, by_format in dirs.items():
         for fmt in FORMATS:
             length = n if tag == "1x" else 4 * n

@@ -30,9 +30,11 @@ import yaml
 from solvflow.analysis.engine import SolvationAccumulator
 from solvflow.analysis.groups import Group, groups_from_spec, parse_named, select_groups
 from solvflow.analysis.rdf import RDF, RDFAccumulator, first_minimum
+from solvflow.analysis.spectop import topology_from_spec
 from solvflow.analysis.trajectory import (
     FrameRange,
     chunk_boxes,
+    count_atoms,
     count_frames,
     frame_range,
     iter_chunks,
@@ -127,8 +129,9 @@ def analyze(
     Parameters
     ----------
     trajectory : str or Path
-        A run directory (species from its ``spec.yaml``; ``topology.pdb``/``.cif``,
-        ``traj.dcd``/``.xtc``) or a trajectory file readable by MDTraj.
+        A run directory (species and topology from its ``spec.yaml``, or
+        ``topology.pdb``/``.cif`` if it lacks ``atom_names``; ``traj.dcd``/``.xtc``)
+        or a trajectory file readable by MDTraj.
     topology : str, Path or mdtraj.Topology, optional
         Needed with a trajectory file (PDB, CIF, PRMTOP, GRO, ...).
     cation : str or (name, selection)
@@ -227,8 +230,17 @@ def _job_from_rundir(rundir: Path, topology: Any, cation: Any, anions: Any,
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # C parser when libyaml is there
     spec = yaml.load(spec_file.read_text(), Loader=loader) or {}
     traj = _first_existing(rundir, ("traj.dcd", "traj.xtc"), "trajectory (traj.dcd)")
-    top_file = _first_existing(rundir, ("topology.pdb", "topology.cif"), "topology.pdb")
-    top = _load_topology(top_file)
+    top = topology_from_spec(spec)
+    if top is None:  # spec.yaml without atom_names: parse the topology file
+        top = _load_topology(_first_existing(rundir, ("topology.pdb", "topology.cif"),
+                                             "topology.pdb"))
+    else:
+        n_traj = count_atoms(traj)
+        if n_traj != top.n_atoms:
+            raise AnalysisInputError(
+                f"spec.yaml and trajectory disagree: the species in {str(rundir / 'spec.yaml')!r}"
+                f" (counts x atom_names) have {top.n_atoms} atoms, {str(traj)!r} has "
+                f"{n_traj} per frame")
     cat, partners = groups_from_spec(top, spec)
     return _Job(traj, top, cat, partners, _provenance(rundir, spec, traj))
 

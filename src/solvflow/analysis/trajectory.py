@@ -47,6 +47,15 @@ def count_frames(path: Path) -> int:
         raise AnalysisInputError(f"cannot read trajectory {str(path)!r}: {exc}") from None
 
 
+def count_atoms(path: Path) -> int:
+    """Number of atoms per frame of a trajectory file (reads its first frame only)."""
+    try:
+        with md.open(str(path)) as handle:
+            return int(np.shape(handle.read(n_frames=1)[0])[1])
+    except (OSError, ValueError, TypeError, IndexError, NotImplementedError) as exc:
+        raise AnalysisInputError(f"cannot read trajectory {str(path)!r}: {exc}") from None
+
+
 def frame_range(n_total: int, start: int | None, stop: int | None, step: int | None) -> FrameRange:
     """Validate a frame range against the file length (errors name the allowed values)."""
     s0 = 0 if start is None else start
