@@ -59,11 +59,20 @@ FORMATS = ("dcd", "xtc")
 DT_PS = 1.0  # frame spacing written into the XTC and passed to analyze
 
 
-def prepare(workdir: Path, n_salt: int, n_frames: int, tag: str) -> dict[str, Path]:
-    """Run directories ``lifsi_<tag>`` (DCD) and ``lifsi_<tag>_xtc`` (same frames as XTC)."""
+def prepare(workdir: Path, n_salt: int, n_frames: int, tag: str,
+            md_rundir: Path | None = None) -> dict[str, Path]:
+    """Run directories ``lifsi_<tag>`` (DCD) and ``lifsi_<tag>_xtc`` (same frames as XTC).
+
+    With ``md_rundir`` (a solvflow run directory with real MD frames), its
+    ``traj.dcd`` is used instead of the synthetic random walk, repeated as
+    often as needed to reach ``n_frames`` (for the 4x length: the joins are
+    jumps, which changes neither the work nor the memory per frame).
+    """
     import solvflow
     from solvflow.analysis.synthetic import write_random_walk
 
+    if md_rundir is not None:
+        return _prepare_md(workdir, md_rundir, n_frames, tag)
     rundir = workdir / f"lifsi_{tag}"
     if not (rundir / "topology.pdb").is_file():
         solvflow.build("lifsi_dme", concentration=2.0, n_salt=n_salt, output=rundir,
@@ -75,6 +84,26 @@ def prepare(workdir: Path, n_salt: int, n_frames: int, tag: str) -> dict[str, Pa
     xtc_dir.mkdir(exist_ok=True)
     for name in ("topology.pdb", "spec.yaml"):
         shutil.copyfile(rundir / name, xtc_dir / name)
+    xtc = xtc_dir / "traj.xtc"
+    if not xtc.is_file() or _n_frames(xtc) != n_frames:
+        dcd_to_xtc(traj, rundir / "topology.pdb", xtc)
+    return {"dcd": rundir, "xtc": xtc_dir}
+
+
+def _prepare_md(workdir: Path, md_rundir: Path, n_frames: int, tag: str) -> dict[str, Path]:
+    import mdtraj as md
+
+    rundir = workdir / f"md_{tag}"
+    xtc_dir = workdir / f"md_{tag}_xtc"
+    for folder in (rundir, xtc_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("topology.pdb", "spec.yaml"):
+            shutil.copyfile(md_rundir / name, folder / name)
+    traj = rundir / "traj.dcd"
+    if not traj.is_file() or _n_frames(traj) != n_frames:
+        frames = md.load(str(md_rundir / "traj.dcd"), top=str(md_rundir / "topology.pdb"))
+        copies = -(-n_frames // frames.n_frames)
+        md.join([frames] * copies)[:n_frames].save_dcd(str(traj))
     xtc = xtc_dir / "traj.xtc"
     if not xtc.is_file() or _n_frames(xtc) != n_frames:
         dcd_to_xtc(traj, rundir / "topology.pdb", xtc)
@@ -290,6 +319,9 @@ def main() -> None:
     parser.add_argument("--only-1x", action="store_true", help="skip the 4N trajectories")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each timing; the fastest counts (shared machine)")
+    parser.add_argument("--md-rundir", type=Path,
+                        help="use this run directory's real MD traj.dcd (>= --frames frames) "
+                             "instead of the synthetic random walk")
     parser.add_argument("--no-numba", action="store_true",
                         help="time the pure-numpy path (as without numba installed)")
     args = parser.parse_args()
@@ -297,9 +329,9 @@ def main() -> None:
         os.environ["SOLVFLOW_NUMBA"] = "0"  # also seen by the memory subprocesses
     args.workdir.mkdir(parents=True, exist_ok=True)
     n = args.frames
-    dirs = {"1x": prepare(args.workdir, args.n_salt, n, "1x")}
+    dirs = {"1x": prepare(args.workdir, args.n_salt, n, "1x", args.md_rundir)}
     if not args.only_1x:
-        dirs["4x"] = prepare(args.workdir, args.n_salt, 4 * n, "4x")
+        dirs["4x"] = prepare(args.workdir, args.n_salt, 4 * n, "4x", args.md_rundir)
     import mdtraj
     import numpy
 
@@ -307,7 +339,9 @@ def main() -> None:
         "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
         "python": platform.python_version(), "mdtraj": mdtraj.__version__,
         "numpy": numpy.__version__, "repeat": args.repeat,
-        "load_average_before": os.getloadavg()[0], "runs": {}}
+        "load_average_before": os.getloadavg()[0], "runs": {},
+        "trajectory": (f"real MD from {args.md_rundir}" if args.md_rundir
+                       else "synthetic random walk")}
     from solvflow.analysis import analyze, kernels
 
     results["numba_kernels"] = kernels.enabled()
