@@ -26,13 +26,18 @@ DEE = Species(name="DEE", smiles="CCOCC", residue="DEE", charge=0, role="solvent
               forcefield="DEE.xml", density_g_cm3=0.713)
 
 
+def _parametrized(sp: Species, tmp_path_factory) -> tuple[Path, Path]:
+    """(prmtop, XML) of ``sp`` from a real antechamber/parmchk2/tleap run."""
+    work = tmp_path_factory.mktemp(sp.name.lower())
+    prmtop = _run_amber(sp, work, amber_environment(), seed=1)
+    xml = work / f"{sp.name}.xml"
+    xml.write_text(ffxml_from_prmtop(sp, prmtop))
+    return prmtop, xml
+
+
 @pytest.fixture(scope="module")
 def dee(tmp_path_factory):
-    work = tmp_path_factory.mktemp("dee")
-    prmtop = _run_amber(DEE, work, amber_environment(), seed=1)
-    xml = work / "DEE.xml"
-    xml.write_text(ffxml_from_prmtop(DEE, prmtop))
-    return prmtop, xml
+    return _parametrized(DEE, tmp_path_factory)
 
 
 def _group_energies(system, positions) -> dict[str, float]:
@@ -55,11 +60,7 @@ DMF = Species(name="DMF", smiles="CN(C)C=O", residue="DMF", charge=0, role="solv
 
 @pytest.fixture(scope="module")
 def dmf(tmp_path_factory):
-    work = tmp_path_factory.mktemp("dmf")
-    prmtop = _run_amber(DMF, work, amber_environment(), seed=1)
-    xml = work / "DMF.xml"
-    xml.write_text(ffxml_from_prmtop(DMF, prmtop))
-    return prmtop, xml
+    return _parametrized(DMF, tmp_path_factory)
 
 
 @pytest.mark.parametrize("which", ["dee", "dmf"])
