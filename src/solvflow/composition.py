@@ -32,7 +32,6 @@ from solvflow.spec import SystemSpec
 from solvflow.species import molar_mass, molar_volume, n_atoms
 
 AVOGADRO = 6.02214076e23
-MODES = ("molarity", "molality", "ratio", "lewis_ratio", "neat")
 MAX_MOLARITY_M = 20.0
 MAX_MOLALITY_MOL_KG = 50.0
 MAX_ATOMS = 3_000_000

@@ -13,7 +13,7 @@ unique within a residue and stable for a given SMILES.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -66,11 +66,6 @@ class Species:
     density_g_cm3: float | None = None
     molar_volume_cm3_mol: float | None = None
     source: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def is_ion(self) -> bool:
-        return self.charge != 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for spec.yaml), without empty optional fields."""

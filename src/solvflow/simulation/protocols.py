@@ -31,7 +31,6 @@ from solvflow.errors import SpecError
 from solvflow.spec import check_keys
 
 STAGE_NAMES = ("minimize", "heat", "anneal", "npt", "production")
-MD_STAGES = STAGE_NAMES[1:]
 
 _TOP_KEYS = {
     "name", "description", "timestep_fs", "friction_per_ps", "pressure_bar",

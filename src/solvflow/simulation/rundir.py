@@ -89,8 +89,6 @@ def read_inputs(rundir: str | Path) -> RunInputs:
     return RunInputs(root, spec, structure.topology, positions, (root / SYSTEM).read_text())
 
 
-
-
 def read_status(rundir: Path) -> dict[str, Any] | None:
     """``status.json`` as a dict, or None when the run never started."""
     path = rundir / STATUS
@@ -107,14 +105,6 @@ def read_status(rundir: Path) -> dict[str, Any] | None:
 
 def write_status(rundir: Path, status: dict[str, Any]) -> None:
     atomic_write(rundir / STATUS, json.dumps(status, indent=1, sort_keys=False) + "\n")
-
-
-def count_log_rows(path: Path) -> int:
-    """Data rows of ``log.csv`` (0 when absent)."""
-    if not path.is_file():
-        return 0
-    with open(path) as fh:
-        return max(0, sum(1 for _ in fh) - 1)
 
 
 def truncate_log(path: Path, n_rows: int) -> None:
