@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from solvflow.cli import main as cli_main
+from solvflow.dcd import dcd_frame_count, read_dcd_header
 from solvflow.errors import InputError, PlatformError, SimulationError
 from solvflow.simulate import load_protocol, simulate
-from solvflow.simulation import rundir as rd
 from solvflow.simulation.platforms import choose_platform
 from solvflow.simulation.testsystems import write_water_rundir
 
@@ -33,8 +33,8 @@ def _log(rundir: Path) -> list[dict[str, str]]:
 
 
 def _frame_steps(rundir: Path) -> list[int]:
-    header = rd.read_dcd_header(rundir / "traj.dcd")
-    n = rd.dcd_frame_count(rundir / "traj.dcd")
+    header = read_dcd_header(rundir / "traj.dcd")
+    n = dcd_frame_count(rundir / "traj.dcd")
     return [header.first_step + i * header.interval for i in range(n)]
 
 
@@ -136,7 +136,7 @@ def test_stopped_in_production_then_resumed(tmp_path: Path, long_protocol: Path,
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if rd.dcd_frame_count(killed / "traj.dcd") >= 60:
+            if dcd_frame_count(killed / "traj.dcd") >= 60:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be stopped"
@@ -146,7 +146,7 @@ def test_stopped_in_production_then_resumed(tmp_path: Path, long_protocol: Path,
     status = yaml.safe_load((killed / "status.json").read_text())
     if sig == signal.SIGTERM:  # graceful: a checkpoint at the stop, state recorded
         assert status["state"] == "interrupted"
-        assert status["checkpoints"][-1]["n_frames"] == rd.dcd_frame_count(killed / "traj.dcd")
+        assert status["checkpoints"][-1]["n_frames"] == dcd_frame_count(killed / "traj.dcd")
     else:
         assert status["state"] == "running"
     result = simulate(killed, platform="CPU", progress="quiet")  # resumes: protocol recorded
@@ -155,7 +155,7 @@ def test_stopped_in_production_then_resumed(tmp_path: Path, long_protocol: Path,
     assert resumes[0] is None and resumes[1]["step"] > 130  # resumed inside production
 
     steps = _frame_steps(killed)
-    assert len(steps) == rd.dcd_frame_count(uninterrupted / "traj.dcd") == 200
+    assert len(steps) == dcd_frame_count(uninterrupted / "traj.dcd") == 200
     assert steps == _frame_steps(uninterrupted)
     assert np.all(np.diff(steps) > 0)
     log_steps = [int(r["step"]) for r in _log(killed)]

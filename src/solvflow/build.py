@@ -95,8 +95,9 @@ def build(
     """
     spec = load_system(system)
     seed = _check_seed(seed)
-    scale = spec.charge_scale if charge_scale is None else _check_scale(charge_scale)
-    settings = system_settings(scale, cutoff_nm)
+    settings = system_settings(spec.charge_scale if charge_scale is None else charge_scale,
+                               cutoff_nm)
+    scale = settings.charge_scale
     comp = compose(spec, concentration=concentration, molality=molality, ratio=ratio,
                    n_salt=n_salt)
     if comp.estimated_density_g_cm3 > MAX_DENSITY_G_CM3:
@@ -106,11 +107,10 @@ def build(
         )
     target = Path(output)
     _check_output(target, overwrite)
-    if write_system and comp.box_nm < 2.0 * settings.cutoff_nm:
-        raise InputError(
-            f"the box edge {comp.box_nm:.2f} nm would be shorter than twice the cutoff "
-            f"({settings.cutoff_nm:g} nm): use more molecules (--n-salt) or a smaller cutoff "
-            "(--cutoff-nm)")
+    if write_system:
+        from solvflow.forcefield import check_box_edge
+
+        check_box_edge(comp.box_nm, settings.cutoff_nm)  # before Packmol spends time
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
@@ -180,6 +180,7 @@ def system_settings(charge_scale: float, cutoff_nm: float | None) -> Any:
     """Validated :class:`~solvflow.forcefield.SystemSettings` for a build."""
     from solvflow.forcefield import DEFAULT_CUTOFF_NM, SystemSettings
 
+    charge_scale = _check_scale(charge_scale)
     if cutoff_nm is None:
         return SystemSettings(charge_scale=charge_scale)
     if isinstance(cutoff_nm, bool) or not isinstance(cutoff_nm, (int, float)) or not (

@@ -160,11 +160,16 @@ def _check_box(topology: Any, cutoff_nm: float) -> None:
     if vectors is None:
         raise InputError("the topology has no periodic box (CRYST1); cannot use PME")
     edges = [v.value_in_unit(unit.nanometer) for v in vectors]
-    shortest = min(edges[0][0], edges[1][1], edges[2][2])
-    if shortest < 2.0 * cutoff_nm:
+    check_box_edge(min(edges[0][0], edges[1][1], edges[2][2]), cutoff_nm)
+
+
+def check_box_edge(edge_nm: float, cutoff_nm: float) -> None:
+    """Raise :class:`InputError` if a box edge is shorter than twice the cutoff (PME, LJ)."""
+    if edge_nm < 2.0 * cutoff_nm:
         raise InputError(
-            f"the box edge {shortest:.2f} nm is shorter than twice the cutoff "
-            f"({cutoff_nm:g} nm): use more molecules or a smaller cutoff (cutoff_nm)"
+            f"the box edge {edge_nm:.2f} nm is shorter than twice the cutoff "
+            f"({cutoff_nm:g} nm): use more molecules (--n-salt) or a smaller cutoff "
+            "(--cutoff-nm)"
         )
 
 

@@ -208,17 +208,30 @@ def _check_geometry(mol: Any, name: str) -> None:
         raise BuildError(f"the 3-D conformer of species {name!r} has clashing atoms")
 
 
-def atom_names(sp: Species) -> list[str]:
-    """Unique atom names in atom order (element + running index; H last)."""
+@lru_cache(maxsize=256)
+def element_symbols(smiles: str, name: str = "species") -> tuple[str, ...]:
+    """Element symbols of every atom, hydrogens included, in solvflow's atom order.
+
+    The order is that of ``Chem.AddHs(Chem.MolFromSmiles(smiles))``: the order of
+    topology.pdb and of :func:`atom_names`. Raises :class:`SpeciesError` for an
+    invalid SMILES.
+    """
     from rdkit import Chem
 
-    mol = Chem.AddHs(_parse_smiles(sp.smiles, sp.name, "species"))
+    mol = Chem.AddHs(_parse_smiles(smiles, name, "species"))
+    return tuple(atom.GetSymbol() for atom in mol.GetAtoms())
+
+
+def atom_names(sp: Species) -> list[str]:
+    """Unique atom names in atom order (element + running index; H last)."""
+    symbols = element_symbols(sp.smiles, sp.name)
+    if len(symbols) == 1:
+        return [symbols[0].upper()]
     counts: dict[str, int] = {}
     names = []
-    for atom in mol.GetAtoms():
-        symbol = atom.GetSymbol()
+    for symbol in symbols:
         counts[symbol] = counts.get(symbol, 0) + 1
-        names.append(symbol.upper() if mol.GetNumAtoms() == 1 else f"{symbol}{counts[symbol]}")
+        names.append(f"{symbol}{counts[symbol]}")
     return names
 
 
@@ -254,9 +267,7 @@ def molar_mass(sp: Species) -> float:
 
 def n_atoms(sp: Species) -> int:
     """Number of atoms including hydrogens."""
-    from rdkit import Chem
-
-    return int(Chem.AddHs(_parse_smiles(sp.smiles, sp.name, "species")).GetNumAtoms())
+    return len(element_symbols(sp.smiles, sp.name))
 
 
 def molar_volume(sp: Species) -> float:

@@ -108,6 +108,14 @@ def _centre_cell(x: float, edge: float, n: int) -> int:
 
 
 @_njit
+def _cell_scratch(n_sites: int, n: Any) -> Any:
+    """Work arrays of a cell-list search over ``n_sites`` sites in ``n`` (3,) cells."""
+    return (np.empty(n_sites, np.int64), np.empty(n_sites, np.int64),
+            np.empty(n[0] * n[1] * n[2] + 1, np.int64), np.empty((n_sites, 3)),
+            np.empty(n_sites, np.int64), np.empty(n_sites))
+
+
+@_njit
 def _image(x: float, edge: float, limit: float) -> float:
     """``x - edge * rint(x / edge)`` (float64), skipping the division where ``rint`` is 0.
 
@@ -199,12 +207,7 @@ def contacts_kernel(c: Any, s: Any, boxes: Any, cut: Any, n: Any) -> Any:
     ``boxes`` (n_frames, 3) float64, ``cut`` (n_sites,) float64 nm, ``n`` (3,) int64 cells.
     """
     n_frames, n_centres, n_sites = c.shape[0], c.shape[1], s.shape[1]
-    cell_of = np.empty(n_sites, np.int64)
-    order = np.empty(n_sites, np.int64)
-    start = np.empty(n[0] * n[1] * n[2] + 1, np.int64)
-    xyz = np.empty((n_sites, 3))
-    hit_p = np.empty(n_sites, np.int64)
-    hit_d = np.empty(n_sites)
+    cell_of, order, start, xyz, hit_p, hit_d = _cell_scratch(n_sites, n)
     r_max = cut.max()
     out_f = np.empty(max(16, n_frames * n_centres * 8), np.int64)
     out_i = np.empty(out_f.size, np.int64)
@@ -247,12 +250,7 @@ def rdf_kernel(c: Any, s: Any, boxes: Any, n: Any, reach: int, width: float, n_b
     Bin ``min(int(d / width), n_bins - 1)``; pairs within one residue are skipped.
     """
     n_frames, n_centres, n_sites = c.shape[0], c.shape[1], s.shape[1]
-    cell_of = np.empty(n_sites, np.int64)
-    order = np.empty(n_sites, np.int64)
-    start = np.empty(n[0] * n[1] * n[2] + 1, np.int64)
-    xyz = np.empty((n_sites, 3))
-    hit_p = np.empty(n_sites, np.int64)
-    hit_d = np.empty(n_sites)
+    cell_of, order, start, xyz, hit_p, hit_d = _cell_scratch(n_sites, n)
     r_max = n_bins * width
     for f in range(n_frames):
         b = boxes[f]

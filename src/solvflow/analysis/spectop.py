@@ -13,12 +13,11 @@ faster than parsing ``topology.pdb`` (about 0.2 s for 10,000 atoms).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 import mdtraj as md
 
-from solvflow.errors import AnalysisInputError
+from solvflow.errors import AnalysisInputError, SpeciesError
 
 
 def topology_from_spec(spec: Mapping[str, Any]) -> md.Topology | None:
@@ -76,16 +75,11 @@ def _species_layout(sp: Mapping[str, Any]) -> tuple[str, int, list[str], list[An
     return residue, count, names, [md.element.get_by_symbol(s) for s in symbols]
 
 
-@lru_cache(maxsize=64)
 def _smiles_symbols(smiles: str, name: str) -> tuple[str, ...]:
-    """Element symbols of ``Chem.AddHs(Chem.MolFromSmiles(smiles))`` in atom order."""
-    from rdkit import Chem, RDLogger
+    """Element symbols in atom order (:func:`solvflow.species.element_symbols`)."""
+    from solvflow.species import element_symbols
 
-    RDLogger.DisableLog("rdApp.*")
     try:
-        mol = Chem.MolFromSmiles(smiles)
-    finally:
-        RDLogger.EnableLog("rdApp.*")
-    if mol is None:
-        raise AnalysisInputError(f"spec.yaml: species {name!r} has an invalid SMILES {smiles!r}")
-    return tuple(atom.GetSymbol() for atom in Chem.AddHs(mol).GetAtoms())
+        return element_symbols(smiles, name)
+    except SpeciesError as exc:
+        raise AnalysisInputError(f"spec.yaml: {exc}") from None

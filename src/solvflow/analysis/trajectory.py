@@ -18,7 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvflow.analysis.contacts import orthorhombic_box
-from solvflow.errors import AnalysisInputError
+from solvflow.dcd import read_dcd_header
+from solvflow.errors import AnalysisInputError, SolvflowError
 
 
 @dataclass(frozen=True)
@@ -126,26 +127,15 @@ def iter_chunks(path: Path, topology: md.Topology, frames: FrameRange, chunk: in
         yield part if take == part.n_frames else part[:take]
 
 
-AKMA_TIME_PS = 0.04888821  # CHARMM/DCD time unit in ps
-
-
 def dcd_frame_interval_ps(path: Path) -> float | None:
     """Time between stored frames from a DCD header (NSAVC * DELTA), or None if absent.
 
-    MDTraj reports DCD frame times as frame indices, so the header is read
-    directly (little-endian CHARMM/OpenMM layout; DELTA in AKMA time units).
+    MDTraj reports DCD frame times as frame indices, so the header is read directly.
     """
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(92)
-    except OSError:
+        return read_dcd_header(path).frame_interval_ps
+    except (OSError, SolvflowError, struct.error):
         return None
-    if len(head) < 92 or struct.unpack("<i", head[:4])[0] != 84 or head[4:8] != b"CORD":
-        return None
-    nsavc = struct.unpack("<i", head[16:20])[0]
-    delta = struct.unpack("<f", head[44:48])[0]
-    interval = nsavc * delta * AKMA_TIME_PS
-    return float(interval) if nsavc > 0 and np.isfinite(delta) and delta > 0 else None
 
 
 def trajectory_time_step_ps(path: Path, times: NDArray[np.floating], step: int) -> float | None:

@@ -55,8 +55,6 @@ def _rundir(args: argparse.Namespace) -> int:
                          "directory (solvflow build ... --charge-scale F -o NEW)")
     stored = settings_from_spec(yaml.safe_load((rundir / "spec.yaml").read_text()))
     scale = stored.charge_scale if args.charge_scale is None else args.charge_scale
-    if args.charge_scale is not None and not 0.5 <= args.charge_scale <= 1.0:
-        raise InputError(f"--charge-scale must be in [0.5, 1.0], got {args.charge_scale}")
     cutoff = stored.cutoff_nm if args.cutoff_nm is None else args.cutoff_nm
     path = write_system(rundir, system_settings(scale, cutoff))
     print(f"wrote {path} (charge scale {scale:g}, cutoff {cutoff:g} nm)")

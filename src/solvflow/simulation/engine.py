@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from solvflow.dcd import dcd_frame_count
 from solvflow.errors import InputError
 from solvflow.simulation import rundir as rd
 from solvflow.simulation.protocols import Protocol, load_protocol, parse_protocol
@@ -168,7 +169,7 @@ def _result(root: Path, status: dict[str, Any], already_finished: bool) -> Simul
         platform=status.get("platform", ""), precision=status.get("precision"),
         ns_per_day=status.get("ns_per_day"), wall_time_s=float(status.get("wall_time_s", 0.0)),
         simulated_ns=float(status.get("simulated_ns", 0.0)),
-        n_frames=rd.dcd_frame_count(root / rd.TRAJECTORY), status=status)
+        n_frames=dcd_frame_count(root / rd.TRAJECTORY), status=status)
 
 
 @contextmanager

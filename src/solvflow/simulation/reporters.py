@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from solvflow.dcd import read_dcd_header
 from solvflow.errors import SimulationError
-from solvflow.simulation.rundir import LOG_COLUMNS, read_dcd_header
+from solvflow.simulation.rundir import LOG_COLUMNS
 
 AVOGADRO = 6.02214076e23
 GAS_CONSTANT_KJ_MOL_K = 8.314462618e-3
@@ -316,4 +317,8 @@ class CheckpointReporter:
             raise RunInterrupted(f"stopped at step {simulation.currentStep} after a checkpoint")
         if time.monotonic() - self._last >= self.seconds:
             self.save(simulation)
-            self._last = time.monotonic()
+            self.restart_clock()
+
+    def restart_clock(self) -> None:
+        """Count the next interval from now (after any checkpoint, also one saved elsewhere)."""
+        self._last = time.monotonic()

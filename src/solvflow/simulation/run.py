@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from solvflow import __version__
+from solvflow.atomic import durable_write
 from solvflow.errors import SimulationError
 from solvflow.simulation import rundir as rd
 from solvflow.simulation.platforms import choose_platform, is_pocl
@@ -363,8 +364,8 @@ class Run:
         self.log.flush()
         self.traj.flush()
         chk_tmp = self.root / (rd.CHECKPOINT + ".tmp")
-        rd.atomic_write(chk_tmp, self.context.createCheckpoint())
-        rd.atomic_write(self.root / (rd.STATE + ".tmp"), openmm.XmlSerializer.serialize(state))
+        durable_write(chk_tmp, self.context.createCheckpoint())  # renamed after the commit
+        durable_write(self.root / (rd.STATE + ".tmp"), openmm.XmlSerializer.serialize(state))
         record = {"step": step, "time_ps": round(time_ps, 6), "stage": self.clock.stage,
                   "stages_finished": list(self.finished), "n_log_rows": self.log.n_rows,
                   "n_frames": self.traj.n_frames,
@@ -377,7 +378,7 @@ class Run:
         os.replace(chk_tmp, self.root / rd.CHECKPOINT)
         os.replace(self.root / (rd.STATE + ".tmp"), self.root / rd.STATE)
         self.clock.last_good_checkpoint = step
-        self.checkpointer._last = time.monotonic()
+        self.checkpointer.restart_clock()
         if self.log is not None:
             self.log.restart_timer()
 

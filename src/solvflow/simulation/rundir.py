@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from solvflow.atomic import atomic_write
+from solvflow.dcd import read_dcd_header
 from solvflow.errors import InputError, SimulationError
 
 SPEC = "spec.yaml"
@@ -131,33 +132,6 @@ def log_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@dataclass(frozen=True)
-class DcdHeader:
-    """What the header of a CHARMM/OpenMM DCD file says (sizes in bytes)."""
-
-    n_frames: int
-    first_step: int
-    interval: int
-    n_atoms: int
-    header_bytes: int
-    frame_bytes: int
-
-
-def read_dcd_header(path: Path) -> DcdHeader:
-    """Parse the header of a DCD written by :class:`openmm.app.DCDFile`."""
-    with open(path, "rb") as fh:
-        head = fh.read(100)
-        if len(head) < 100 or head[4:8] != b"CORD":
-            raise SimulationError(f"{path}: not a DCD file")
-        n_frames, first_step, interval = struct.unpack("<3i", head[8:20])
-        has_box = struct.unpack("<i", head[48:52])[0]
-        comments = struct.unpack("<i", head[92:96])[0]
-        fh.seek(104 + comments)
-        n_atoms = struct.unpack("<i", fh.read(4))[0]
-    frame = (56 if has_box else 0) + 3 * (8 + 4 * n_atoms)
-    return DcdHeader(n_frames, first_step, interval, n_atoms, 112 + comments, frame)
-
-
 def truncate_dcd(path: Path, n_frames: int) -> None:
     """Cut ``traj.dcd`` back to its first ``n_frames`` frames (header counts patched)."""
     if not path.is_file():
@@ -181,11 +155,3 @@ def truncate_dcd(path: Path, n_frames: int) -> None:
         fh.write(struct.pack("<i", h.first_step + (n_frames - 1) * h.interval))
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def dcd_frame_count(path: Path) -> int:
-    """Frames in a DCD file, from its size (0 when absent)."""
-    if not path.is_file():
-        return 0
-    h = read_dcd_header(path)
-    return (path.stat().st_size - h.header_bytes) // h.frame_bytes
