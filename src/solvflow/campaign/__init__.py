@@ -1,0 +1,1 @@
+"""Campaigns: workflow expansion and sweeps, comparison across run directories, claims, report."""
