@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from solvflow.commands.build import add_build_options, build_from_args
+from solvflow.durations import EXIT_RESUMABLE, format_duration, parse_duration
 from solvflow.errors import InputError
 
 _BUILD_ONLY = ("concentration", "molality", "ratio", "n_salt", "charge_scale", "cutoff_nm")
@@ -73,8 +74,15 @@ def _run(args: argparse.Namespace) -> int:
     rundir = _target(args)
     progress: Any = "quiet" if args.quiet else None
     result = simulate(rundir, protocol=args.protocol, platform=args.platform,
-                      production_ns=args.production_ns, seed=args.seed, progress=progress)
+                      production_ns=args.production_ns, seed=args.seed, progress=progress,
+                      walltime_s=args.walltime)
     status = result.status
+    if result.state == "stopped":
+        print(f"stopped  {rundir}: wall time {format_duration(args.walltime)} used up; "
+              f"checkpoint at {result.simulated_ns:g} ns (stage {status.get('stage')}), "
+              f"{result.n_frames} frames kept. Not finished: run `solvflow run {rundir}` "
+              "again to resume")
+        return EXIT_RESUMABLE
     if result.already_finished:
         print(f"run directory {rundir} is already finished (protocol {status.get('protocol')}, "
               f"{result.simulated_ns:g} ns, {result.n_frames} frames); nothing to do. "
@@ -87,6 +95,13 @@ def _run(args: argparse.Namespace) -> int:
           f"{result.simulated_ns:g} ns simulated; wall time {result.wall_time_s:.1f} s "
           f"(all sessions); {result.n_frames} frames in traj.dcd")
     return 0
+
+
+def _walltime(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except InputError as exc:  # argparse prints it as a one-line usage error (exit status 2)
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--walltime: ")) from None
 
 
 def register(subparsers: Any) -> None:
@@ -106,5 +121,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--production-ns", type=float, metavar="NS",
                         help="production length in ns (overrides the protocol; can extend a "
                              "finished run)")
+    parser.add_argument("--walltime", type=_walltime, metavar="DURATION",
+                        help="stop cleanly at a checkpoint when this much wall time has passed "
+                             "(e.g. 90m, 2h30m, 3600s, 01:30:00; like GROMACS -maxh) and exit "
+                             f"with status {EXIT_RESUMABLE}: not finished, resumable by running "
+                             "the same command again")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     parser.set_defaults(func=_run)

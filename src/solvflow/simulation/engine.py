@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from solvflow.dcd import dcd_frame_count
+from solvflow.durations import parse_duration
 from solvflow.errors import InputError
 from solvflow.simulation import rundir as rd
 from solvflow.simulation.protocols import Protocol, load_protocol, parse_protocol
@@ -37,7 +38,7 @@ class SimulationResult:
     """What :func:`simulate` did. ``status`` is the content of ``status.json``."""
 
     rundir: Path
-    state: str  # "finished"
+    state: str  # "finished", or "stopped" when walltime_s ran out (resumable)
     already_finished: bool
     platform: str
     precision: str | None
@@ -55,6 +56,7 @@ def simulate(
     production_ns: float | None = None,
     seed: int | None = None,
     progress: str | bool | Callable[[dict[str, Any]], Any] | None = None,
+    walltime_s: float | str | None = None,
 ) -> SimulationResult:
     """Run (or resume) the protocol's stages in ``rundir``.
 
@@ -76,6 +78,14 @@ def simulate(
         None/True: a progress bar on a terminal, else a line every 30 s;
         ``"bar"``, ``"lines"``; False or ``"quiet"``: nothing; a callable gets
         a dict (stage, ns done/total, ns/day, ETA in s) at every report.
+    walltime_s : float or str, optional
+        Wall-clock budget of this call in seconds (or a duration such as ``"2h30m"``, see
+        :func:`solvflow.durations.parse_duration`). When it runs out, the run writes a
+        checkpoint and returns with ``state == "stopped"`` (``status["stop_reason"] ==
+        "walltime"``); calling :func:`simulate` again resumes it, like GROMACS ``-maxh``.
+        The budget is checked every report interval (at most every 100 steps), so the
+        call can overrun it by that much plus the time to write one checkpoint; the
+        minimisation stage is not interrupted.
 
     Returns
     -------
@@ -92,6 +102,7 @@ def simulate(
         The simulation blew up (the last good checkpoint is kept).
     """
     root = Path(rundir)
+    budget = None if walltime_s is None else parse_duration(walltime_s, "walltime_s")
     inputs = rd.read_inputs(root)
     status = rd.read_status(root)
     proto = _resolve_protocol(root, protocol, production_ns, status)
@@ -100,7 +111,7 @@ def simulate(
     if status is not None and status.get("state") == "finished" and (
             status.get("step", 0) >= plan[-1].end):
         return _result(root, status, already_finished=True)
-    run = Run(inputs, proto, plan, seed, status, _progress_mode(progress))
+    run = Run(inputs, proto, plan, seed, status, _progress_mode(progress), walltime_s=budget)
     with _graceful_stop(run):
         status = run.execute(platform)
     return _result(root, status, already_finished=False)

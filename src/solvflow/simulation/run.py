@@ -43,7 +43,8 @@ class Run:
     """Executes the stages of ``plan`` not finished yet, in one process."""
 
     def __init__(self, inputs: rd.RunInputs, protocol: Protocol, plan: list[StagePlan],
-                 seed: int, status: dict[str, Any] | None, progress: Any) -> None:
+                 seed: int, status: dict[str, Any] | None, progress: Any,
+                 walltime_s: float | None = None) -> None:
         self.inputs, self.protocol, self.plan, self.seed = inputs, protocol, plan, seed
         self.root: Path = inputs.rundir
         self.progress_mode = progress
@@ -57,6 +58,16 @@ class Run:
         self.log: CsvLogReporter | None = None
         self.traj: DcdTrajectoryReporter | None = None
         self.stop_requested = False  # set by the signal handler of simulate()
+        # --walltime: stop at a checkpoint once this monotonic time is reached (resumable)
+        self.deadline = None if walltime_s is None else self.session_start + walltime_s
+        self.walltime_s = walltime_s
+        self.walltime_reached = False
+
+    def should_stop(self) -> bool:
+        """A signal asked to stop, or the wall time of this session is used up."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.walltime_reached = True
+        return self.stop_requested or self.walltime_reached
 
     # ----------------------------------------------------------------- set-up
     def execute(self, platform_name: str | None) -> dict[str, Any]:
@@ -72,7 +83,7 @@ class Run:
             for stage in self.plan:
                 if stage.name not in self.finished:
                     self._run_stage(stage)
-                    if self.stop_requested and stage is not self.plan[-1]:
+                    if self.should_stop() and stage is not self.plan[-1]:
                         raise RunInterrupted("stopped after a stage-end checkpoint")
         except SimulationError as exc:
             self._fail(str(exc))
@@ -82,6 +93,8 @@ class Run:
             self._fail(message)
             raise SimulationError(message) from None
         except RunInterrupted:
+            if self.walltime_reached and not self.stop_requested:
+                return self._stopped_by_walltime()
             self.status["state"] = "interrupted"
             rd.write_status(self.root, self.status)
             raise
@@ -186,6 +199,8 @@ class Run:
         self.clock.last_good_checkpoint = step
         self.status.update({"state": "running", "error": None, "total_steps": self.plan[-1].end,
                             "stages_finished": list(self.finished)})
+        for key in ("stop_reason", "walltime_s"):
+            self.status.pop(key, None)
         if "production" in self.finished and self.plan[-1].end > step:
             self.finished.remove("production")  # production was extended
         self._session_record({"step": step, "from": source})
@@ -223,7 +238,7 @@ class Run:
         self.progress = ProgressReporter(every, clock, self.progress_mode)
         self.checkpointer = CheckpointReporter(
             min(every, STOP_CHECK_STEPS), clock, p.checkpoint_interval_min,
-            lambda sim: self.checkpoint(), lambda: self.stop_requested)
+            lambda sim: self.checkpoint(), self.should_stop)
         self.simulation.reporters[:] = [self.watch, self.log, self.progress, self.checkpointer]
 
     # ------------------------------------------------------------------ stages
@@ -397,6 +412,13 @@ class Run:
     def _finish(self) -> dict[str, Any]:
         self.status["state"] = "finished"
         self._update_status(self.context.getStepCount())
+        rd.write_status(self.root, self.status)
+        return self.status
+
+    def _stopped_by_walltime(self) -> dict[str, Any]:
+        """The wall time ran out: the checkpoint just written covers everything; resumable."""
+        self.status.update({"state": "stopped", "stop_reason": "walltime",
+                            "walltime_s": self.walltime_s})
         rd.write_status(self.root, self.status)
         return self.status
 
