@@ -111,3 +111,40 @@ def test_installed_package_carries_its_data():
     for kind in ("systems", "forcefields"):
         assert package in data_dir(kind).parents, f"{kind} not shipped inside the wheel"
     assert (data_dir("systems") / "lifsi_dme.yaml").is_file()
+
+
+HEAVY_MODULES = ("numpy", "scipy", "mdtraj", "numba", "rdkit", "openmm", "dask", "distributed",
+                 "matplotlib", "pandas", "MDAnalysis", "pyscf", "pymbar")
+
+
+def _heavy_modules_after(code: str) -> list[str]:
+    """Top-level heavy packages in ``sys.modules`` after running ``code`` in a fresh process."""
+    probe = (code + "\nimport sys\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules} "
+             f"& set({HEAVY_MODULES!r}))))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_building_the_parser_imports_no_heavy_module():
+    # Every command module is imported by `solvflow --help`: their top level must stay light
+    # (stdlib, argparse, solvflow.errors); heavy imports belong inside the command's function.
+    loaded = _heavy_modules_after("from solvflow.cli import make_parser\nmake_parser()")
+    assert loaded == [], f"`solvflow --help` imports {loaded}: move them into the command"
+
+
+def test_importing_solvflow_is_lazy_and_every_public_name_resolves():
+    assert _heavy_modules_after("import solvflow") == []
+    for name in solvflow.__all__:
+        assert getattr(solvflow, name) is not None, name
+    assert set(solvflow.__all__) <= set(dir(solvflow))
+    with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
+        _ = solvflow.nosuch
+
+
+def test_systems_command_needs_no_numpy():
+    # `solvflow systems` reads YAML and checks the species' SMILES (RDKit), nothing heavier.
+    code = ("import contextlib, io\nfrom solvflow.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['systems']) == 0")
+    assert set(_heavy_modules_after(code)) <= {"rdkit"}

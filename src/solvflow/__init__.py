@@ -1,21 +1,39 @@
-"""solvflow: cation solvation structure in battery electrolytes."""
+"""solvflow: cation solvation structure in battery electrolytes.
+
+The public API (``__all__``) is imported lazily: ``import solvflow`` loads only
+the version and the error hierarchy, and each name below is imported from its
+module on first use (PEP 562 module ``__getattr__``), so that ``solvflow
+--help`` does not pay for numpy, scipy, MDTraj, numba, RDKit or OpenMM.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from typing import TYPE_CHECKING, Any
 
+from solvflow._version import __version__
 from solvflow.errors import SolvflowError
 
-try:
-    __version__ = version("solvflow")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.1.0+source"
+if TYPE_CHECKING:  # the static view of the lazy names below
+    from solvflow.analysis import AnalysisResult, analyze
+    from solvflow.build import BuildResult, build
+    from solvflow.composition import Composition, compose
+    from solvflow.simulate import SimulationResult, simulate
+    from solvflow.spec import SystemSpec, available_systems, load_system
 
-from solvflow.analysis import AnalysisResult, analyze  # noqa: E402
-from solvflow.build import BuildResult, build  # noqa: E402
-from solvflow.composition import Composition, compose  # noqa: E402
-from solvflow.simulate import SimulationResult, simulate  # noqa: E402
-from solvflow.spec import SystemSpec, available_systems, load_system  # noqa: E402
+_LAZY = {
+    "AnalysisResult": "solvflow.analysis",
+    "analyze": "solvflow.analysis",
+    "BuildResult": "solvflow.build",
+    "build": "solvflow.build",
+    "Composition": "solvflow.composition",
+    "compose": "solvflow.composition",
+    "SimulationResult": "solvflow.simulate",
+    "simulate": "solvflow.simulate",
+    "SystemSpec": "solvflow.spec",
+    "available_systems": "solvflow.spec",
+    "load_system": "solvflow.spec",
+}
 
 __all__ = [
     "AnalysisResult",
@@ -32,3 +50,17 @@ __all__ = [
     "load_system",
     "simulate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first access (then cached in globals)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'solvflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

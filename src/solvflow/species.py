@@ -15,12 +15,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any
 
 from solvflow.errors import BuildError, SpeciesError
+
+if TYPE_CHECKING:  # numpy is imported where used: `solvflow systems` stays light
+    import numpy as np
+    from numpy.typing import NDArray
 
 ROLES = ("cation", "anion", "solvent")
 _RESIDUE_RE = re.compile(r"^[A-Z0-9]{1,3}$")
@@ -197,6 +198,8 @@ def _single_atom_conformer() -> Any:
 
 def _check_geometry(mol: Any, name: str) -> None:
     """Reject a conformer with clashing non-bonded atoms (closer than 0.9 A)."""
+    import numpy as np
+
     xyz = mol.GetConformer().GetPositions()
     dist = np.linalg.norm(xyz[:, None, :] - xyz[None, :, :], axis=-1)
     bonded = np.zeros_like(dist, dtype=bool)
@@ -296,6 +299,8 @@ def vdw_molar_volume(sp: Species) -> float:
 
 def positions_nm(mol: Any) -> NDArray[np.float64]:
     """Conformer coordinates of an RDKit molecule, shape (n_atoms, 3), in nm."""
+    import numpy as np
+
     return np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64) / 10.0
 
 
