@@ -42,7 +42,7 @@ def test_molality_is_exact_up_to_rounding(lifsi):
     comp = compose(lifsi, molality=1.0, n_salt=10)
     assert comp.counts["DME"] == 111
     assert comp.achieved["molality_mol_kg"] == pytest.approx(10 / (111 * M_DME / 1000), rel=1e-4)
-    assert comp.nominal == {"molality_mol_kg": 1.0}
+    assert comp.nominal == {"molality_mol_kg": 1.0, "x_DME": 1.0}
 
 
 def test_salt_solvent_ratio(lifsi):
@@ -146,10 +146,44 @@ def test_solvent_mixture_rounds_by_largest_remainder():
     raw = {"name": "mix", "kind": "salt_solution", "salt": {"Li": 1, "FSI": 1},
            "solvent": {"DME": 0.9, "DMAc": 0.1}, "species": ["Li", "FSI", "DME", "DMAc"]}
     spec = parse_system(raw, where="mix")
-    # 2 salt units at 1:2 -> 4 solvent molecules: 3.6 DME and 0.4 DMAc round to 4 and 0.
-    comp = compose(spec, ratio=0.5, n_salt=2)
-    assert comp.counts == {"Li": 2, "FSI": 2, "DME": 4}
-    assert comp.achieved["salt_solvent_ratio"] == 0.5
     # 10 salt units -> 20 solvent: exactly 18 DME and 2 DMAc.
-    assert compose(spec, ratio=0.5, n_salt=10).counts == {"Li": 10, "FSI": 10, "DME": 18,
-                                                           "DMAc": 2}
+    comp = compose(spec, ratio=0.5, n_salt=10)
+    assert comp.counts == {"Li": 10, "FSI": 10, "DME": 18, "DMAc": 2}
+    assert comp.achieved["salt_solvent_ratio"] == 0.5
+    # 7 salt units -> 14 solvent: 12.6 DME and 1.4 DMAc -> 13 and 1 (largest remainder).
+    comp = compose(spec, ratio=0.5, n_salt=7)
+    assert comp.counts == {"Li": 7, "FSI": 7, "DME": 13, "DMAc": 1}
+    assert comp.nominal["x_DMAc"] == 0.1
+    assert comp.achieved["x_DME"] == pytest.approx(13 / 14, abs=1e-6)
+    assert comp.achieved["x_DMAc"] == pytest.approx(1 / 14, abs=1e-6)
+
+
+def test_a_cosolvent_that_rounds_to_zero_is_an_error_naming_the_smallest_box():
+    from solvflow.spec import parse_system
+
+    raw = {"name": "mix", "kind": "salt_solution", "salt": {"Li": 1, "FSI": 1},
+           "solvent": {"DME": 0.9, "DMAc": 0.1}, "species": ["Li", "FSI", "DME", "DMAc"]}
+    spec = parse_system(raw, where="mix")
+    # Hand-worked at ratio 1:2 (2 n solvent molecules): n = 1 -> 1.8/0.2 -> 2/0;
+    # n = 2 -> 3.6/0.4 -> 4/0; n = 3 -> 5.4/0.6 -> 5/1 (largest remainder): n_salt 3.
+    with pytest.raises(CompositionError, match=r"DMAc rounds to 0 .* 3 salt units") as err:
+        compose(spec, ratio=0.5, n_salt=2)
+    smallest = compose(spec, ratio=0.5, n_salt=3)
+    assert f"{smallest.n_atoms:,} atoms" in str(err.value)
+    assert f"box {smallest.box_nm:.2f} nm" in str(err.value)
+    assert "--n-salt 3" in str(err.value)
+
+
+def test_a_chloroaluminate_species_that_rounds_to_zero_is_an_error():
+    # r = 1.04 with 10 cations: 0.4 Al2Cl7- rounds to 0 (r = 1.0 has none by design);
+    # 13 cations give round(0.52) = 1, the first count that includes it.
+    spec = load_system("alcl3_emimcl")
+    with pytest.raises(CompositionError, match=r"Al2Cl7 rounds to 0 .*--n-salt 13 "):
+        compose(spec, ratio=1.04, n_salt=10)
+    assert compose(spec, ratio=1.04, n_salt=13).counts["Al2Cl7"] == 1
+    assert "Al2Cl7" not in compose(spec, ratio=1.0, n_salt=10).counts
+
+
+def test_salt_solution_reports_solvent_mole_fractions(lifsi):
+    comp = compose(lifsi, concentration=1.0, n_salt=10)
+    assert comp.nominal["x_DME"] == 1.0 and comp.achieved["x_DME"] == 1.0

@@ -24,6 +24,7 @@ the achieved (from the integer counts) composition.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,18 +113,61 @@ def compose(
     if n_salt is not None:
         if isinstance(n_salt, bool) or not isinstance(n_salt, int) or n_salt < 1:
             raise CompositionError(f"n_salt must be a positive integer, got {n_salt!r}")
-    if mode == "neat":
-        n = n_salt or _default_n(spec, _split_solvent(spec, 1000), 1000, target_atoms)
-        counts = _split_solvent(spec, n)
-    elif mode == "lewis_ratio":
-        per_unit = _chloroaluminate_counts(spec, value, 1000)
-        n = n_salt or _default_n(spec, per_unit, 1000, target_atoms)
-        counts = _chloroaluminate_counts(spec, value, n)
-    else:
-        per_unit = _salt_solution_counts(spec, mode, value, 1000)
-        n = n_salt or _default_n(spec, per_unit, 1000, target_atoms)
-        counts = _salt_solution_counts(spec, mode, value, n)
+    def counts_at(units: int) -> dict[str, int]:
+        if mode == "neat":
+            return _split_solvent(spec, units)
+        if mode == "lewis_ratio":
+            return _chloroaluminate_counts(spec, value, units)
+        return _salt_solution_counts(spec, mode, value, units)
+
+    n = n_salt or _default_n(spec, counts_at(1000), 1000, target_atoms)
+    counts = counts_at(n)
+    _check_nothing_rounds_away(spec, mode, value, n, counts, counts_at)
     return _finish(spec, mode, value, n, counts)
+
+
+def _expected_species(spec: SystemSpec, value: float) -> list[str]:
+    """Species the composition asks for (a positive share), whatever the box size."""
+    if spec.kind == "chloroaluminate":
+        shares = speciation(value)
+        present = [spec.ions[role] for role in ("chloride", "monomer", "dimer") if shares[role] > 0]
+        return [spec.ions["cation"], *present]
+    return [*spec.salt, *spec.solvent]
+
+
+def _check_nothing_rounds_away(
+    spec: SystemSpec, mode: str, value: float, n: int, counts: dict[str, int],
+    counts_at: Callable[[int], dict[str, int]],
+) -> None:
+    """Raise if a species the composition asks for rounds to zero molecules at ``n`` units."""
+    expected = _expected_species(spec, value)
+    missing = [name for name in expected if counts.get(name, 0) < 1]
+    if not missing:
+        return
+    unit = "molecules" if mode == "neat" else "salt units"
+    if spec.kind == "chloroaluminate":
+        unit = f"{spec.ions['cation']} cations"
+    found = None
+    for units in range(1, MAX_ATOMS + 1):
+        trial = counts_at(units)
+        atoms = sum(c * n_atoms(spec.get(s)) for s, c in trial.items())
+        if atoms > MAX_ATOMS:
+            break
+        if all(trial.get(name, 0) >= 1 for name in expected):
+            found = _finish(spec, mode, value, units, trial)
+            break
+    names = ", ".join(missing)
+    where = f"{mode.replace('_', ' ')} {value:g} with {n} {unit}"
+    if found is None:
+        raise CompositionError(
+            f"{names} rounds to 0 molecules at {where}, and no box under {MAX_ATOMS:,} atoms "
+            "includes it: raise its share in the system file or leave it out"
+        )
+    raise CompositionError(
+        f"{names} rounds to 0 molecules at {where} (it would be silently dropped); the "
+        f"smallest box that includes it has {found.n_salt} {unit} ({found.n_atoms:,} atoms, "
+        f"box {found.box_nm:.2f} nm): use --n-salt {found.n_salt} or more"
+    )
 
 
 def _choose_mode(
@@ -283,8 +327,9 @@ def _measures(
         "molality_mol_kg": n / solvent_kg,
         "salt_solvent_ratio": n / n_solvent,
     }
+    achieved |= {f"x_{s}": counts.get(s, 0) / n_solvent for s in spec.solvent}
     key = {"molarity": "molarity_M", "molality": "molality_mol_kg", "ratio": "salt_solvent_ratio"}
-    nominal = {key[mode]: value}
+    nominal = {key[mode]: value} | {f"x_{s}": x for s, x in spec.solvent.items()}
     return nominal, {k: round(v, 6) for k, v in achieved.items()}
 
 
