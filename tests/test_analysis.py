@@ -2,7 +2,7 @@
 
 The trajectory is NOT physical dynamics: a LiFSI/DME box built by
 ``solvflow.build`` (RDKit + Packmol) whose molecules make seeded rigid-body
-random walks (``solvflow.analysis.synthetic``), written wrapped into the box
+random walks (``tests/synthetic.py``), written wrapped into the box
 as DCD. It exercises streaming, periodic contacts, unwrapping and the
 contract; its exact diffusion coefficient is known (sigma^2 / 2 dt).
 """
@@ -18,9 +18,9 @@ import pytest
 
 import solvflow
 from solvflow.analysis import analyze
-from solvflow.analysis.synthetic import write_random_walk
 from solvflow.cli import main
 from solvflow.errors import AnalysisInputError
+from synthetic import write_random_walk
 
 SIGMA_NM = 0.03
 N_FRAMES = 60

@@ -193,50 +193,6 @@ def test_first_minimum_of_a_model_rdf():
 # --- chunked (vectorised over frames) paths against the per-frame reference implementations ---
 
 
-@pytest.mark.parametrize(("r_max", "reach", "edges", "centre_dtype", "shift_nm"), [
-    (0.3, 1, (3.0, 3.2, 2.9), np.float64, 0.0),    # many cells per edge
-    (0.9, 1, (2.0, 2.1, 1.9), np.float64, 0.0),    # 2 cells per edge: offsets must not repeat
-    (0.95, 2, (2.0, 2.0, 2.0), np.float64, 0.0),   # reach 2 (RDF setting), 4 cells per edge
-    (0.45, 3, (1.0, 1.5, 1.2), np.float64, 0.0),   # reach 3 with a few cells per edge
-    # >= 2 reach + 1 cells per edge: cells beyond r_max are skipped per centre (RDF setting)
-    (0.95, 2, (3.0, 3.1, 2.9), np.float32, 0.0),
-    (0.6, 3, (2.0, 2.2, 1.9), np.float32, 0.0),
-    (0.95, 2, (3.0, 3.1, 2.9), np.float32, 250.0),  # far from the origin: float64 cells
-])
-def test_chunk_pairs_match_the_per_frame_kd_tree(r_max, reach, edges, centre_dtype, shift_nm):
-    from solvflow.analysis.cells import chunk_pairs_within
-    from solvflow.analysis.contacts import pairs_within
-
-    # Random centres and sites (seeded), 6 frames with different boxes (NPT-like), coordinates
-    # partly outside the box and negative (unwrapped): the cell-list search over all frames at
-    # once must return exactly the pairs of the k-d tree, frame by frame.
-    rng = np.random.default_rng(7)
-    boxes = np.array(edges) * rng.uniform(0.97, 1.03, size=(6, 3))
-    centres = (rng.uniform(-1.5, 2.5, size=(6, 40, 3)) * boxes[:, None, :] + shift_nm
-               ).astype(centre_dtype)
-    sites = (rng.uniform(-1.0, 2.0, size=(6, 300, 3)) * boxes[:, None, :] - shift_nm
-             ).astype(np.float32)
-    f, i, j, d = chunk_pairs_within(centres, sites, boxes, r_max, reach)
-    # Unordered: the same pairs and distances.
-    fu, iu, ju, du = chunk_pairs_within(centres, sites, boxes, r_max, reach, ordered=False)
-    order = np.lexsort((ju, iu, fu))
-    for got, want in ((fu, f), (iu, i), (ju, j), (du, d)):
-        np.testing.assert_array_equal(got[order], want)
-    expected = []
-    for k in range(6):
-        ci, sj, dist = pairs_within(centres[k], sites[k], boxes[k], r_max)
-        order = np.lexsort((sj, ci))
-        expected.append(np.column_stack([np.full(ci.size, k), ci[order], sj[order],
-                                         dist[order]]))
-    ref = np.concatenate(expected)
-    assert ref.shape[0] > 100  # non-trivial
-    np.testing.assert_array_equal(np.column_stack([f, i, j]), ref[:, :3].astype(np.int64))
-    # Same minimum-image distances up to rounding (the tree wraps coordinates first).
-    np.testing.assert_allclose(d, ref[:, 3], rtol=0, atol=1e-12)
-    with pytest.raises(AnalysisInputError, match="half the shortest box edge"):
-        chunk_pairs_within(centres, sites, boxes, 0.5 * boxes.min() + 0.01)
-
-
 def test_chunk_contacts_across_the_boundary_by_hand():
     from solvflow.analysis.contacts import chunk_contacts
 
@@ -296,25 +252,6 @@ def test_rdf_chunk_equals_frame_by_frame():
     for a, b in zip(one.result(), many.result(), strict=True):
         np.testing.assert_array_equal(a.g, b.g)
         np.testing.assert_array_equal(a.running_cn, b.running_cn)
-
-
-def test_sparse_minimum_image_equals_the_dense_formula_bit_for_bit():
-    from solvflow.analysis.transport import _minimum_image
-
-    # Float32 steps (5 frames of an NPT-like, non-cubic box) spread over +-0.8 box edges, so that
-    # many entries cross the wall and some sit right at 0.49 and 0.5 edges: the correction applied
-    # only where |step| > 0.49 min(edge) must equal steps - b * rint(steps / b) everywhere.
-    rng = np.random.default_rng(3)
-    b = (np.array([2.0, 2.6, 3.1]) * rng.uniform(0.98, 1.02, size=(5, 3))).astype(np.float32)
-    b = b[:, None, :]
-    steps = (rng.uniform(-0.8, 0.8, size=(5, 400, 3)) * b).astype(np.float32)
-    steps[:, :4] = np.array([0.49, -0.5, 0.5]) * b  # near and at the rounding threshold
-    steps[:, 4] = 0.0
-    dense = steps - b * np.rint(steps / b)
-    sparse_fixed = steps.copy()
-    _minimum_image(sparse_fixed, b)
-    assert np.any(dense != steps)  # crossings present
-    np.testing.assert_array_equal(sparse_fixed, dense)
 
 
 def test_box_edges_from_lengths_equal_the_unit_cell_diagonal():

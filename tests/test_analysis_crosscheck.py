@@ -2,7 +2,7 @@
 
 Both analyse the same file with the same cutoffs: a LiFSI/DME box built by
 ``solvflow.build`` with a synthetic, seeded rigid-body random-walk trajectory
-(not physical dynamics; see ``solvflow.analysis.synthetic``). Compared
+(not physical dynamics; see ``tests/synthetic.py``). Compared
 quantities, defined identically in both codes:
 
 * ``coordination_numbers[p]`` == ``solute.coordination.coordination_numbers[p]``
@@ -24,7 +24,7 @@ import pytest
 
 import solvflow
 from solvflow.analysis import analyze
-from solvflow.analysis.synthetic import write_random_walk
+from synthetic import write_random_walk
 
 CUTOFFS_NM = {"FSI": 0.31, "DME": 0.29}
 SEL_MDTRAJ = {"FSI": "resname FSI and (element O or element N)",

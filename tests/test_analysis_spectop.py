@@ -21,8 +21,8 @@ import yaml
 import solvflow
 from solvflow.analysis import analyze
 from solvflow.analysis.spectop import topology_from_spec
-from solvflow.analysis.synthetic import write_random_walk
 from solvflow.errors import AnalysisInputError
+from synthetic import write_random_walk
 
 REAL = Path(__file__).parent / "data" / "lifsi_dme_1M_md"
 

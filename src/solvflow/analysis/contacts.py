@@ -5,22 +5,22 @@ boxes are orthorhombic edge lengths in nm. Distances are minimum-image
 distances; a site is in the shell when its distance is ``<=`` its cutoff.
 
 * :func:`chunk_contacts` (used by the engine) works on a whole chunk of
-  frames at once with the vectorised cell list of :mod:`solvflow.analysis.cells`.
-* :func:`compute_contacts` / :func:`pairs_within` do one frame with a
-  periodic k-d tree (``scipy.spatial.cKDTree(boxsize=...)``) of the sites,
-  queried for the k nearest sites of every cation within the cutoff (k grown
-  until no cation has k neighbours inside). They are an independent
-  implementation that the tests compare the chunked search with.
+  frames at once with the numba cell-list kernel of
+  :mod:`solvflow.analysis.kernels`.
+* :func:`compute_contacts` is the same search for one frame (with an optional
+  exclusion of pairs within one molecule), for callers and tests that have
+  one frame of hand-placed atoms.
+
+The reference implementations the tests compare these with (all-pairs
+minimum image in numpy, and a periodic k-d tree) live in ``tests/oracles.py``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.spatial import cKDTree
 
 from solvflow.analysis import kernels
-from solvflow.analysis.cells import chunk_pairs_within
 from solvflow.errors import AnalysisInputError
 
 TRICLINIC_TOLERANCE_NM = 1e-5
@@ -57,65 +57,6 @@ def orthorhombic_box(unitcell_vectors: ArrayLike) -> NDArray[np.float64]:
     return diag
 
 
-def wrap(xyz: ArrayLike, box: ArrayLike) -> NDArray[np.float64]:
-    """Coordinates wrapped into ``[0, box)``.
-
-    Parameters
-    ----------
-    xyz : array_like, shape (n, 3), nm
-    box : array_like, shape (3,), nm
-
-    Returns
-    -------
-    ndarray of float64, shape (n, 3), nm
-    """
-    b = np.asarray(box, dtype=np.float64)
-    out = np.mod(np.asarray(xyz, dtype=np.float64), b)
-    out[out >= b] = 0.0  # np.mod can round up to exactly box for tiny negatives
-    return out
-
-
-def pairs_within(
-    centre_xyz: ArrayLike, site_xyz: ArrayLike, box: ArrayLike, r_max_nm: float
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """All (centre, site) pairs closer than ``r_max_nm`` under periodic boundaries.
-
-    Parameters
-    ----------
-    centre_xyz : array_like, shape (n_centres, 3), nm
-    site_xyz : array_like, shape (n_sites, 3), nm
-    box : array_like, shape (3,), nm (orthorhombic edges)
-    r_max_nm : float
-        Must be below half the shortest edge.
-
-    Returns
-    -------
-    centre, site : ndarray of int64, shape (n_pairs,)
-    distance : ndarray of float64, shape (n_pairs,), nm
-    """
-    b = np.asarray(box, dtype=np.float64)
-    if not r_max_nm < 0.5 * b.min():
-        raise AnalysisInputError(
-            f"cutoff {r_max_nm:.4g} nm must be below half the shortest box edge "
-            f"({0.5 * b.min():.4g} nm)"
-        )
-    centres = wrap(centre_xyz, b)
-    tree = cKDTree(wrap(site_xyz, b), boxsize=b, balanced_tree=False, compact_nodes=False)
-    n_sites = tree.n
-    expected = n_sites / float(np.prod(b)) * 4.0 / 3.0 * np.pi * r_max_nm**3
-    k = int(min(n_sites, max(8, 2 * expected + 8)))
-    bound = float(np.nextafter(r_max_nm, np.inf))  # query() is strict; include d == r_max
-    while True:  # k nearest within r_max; grow k until no centre has k neighbours within r_max
-        dist, site = tree.query(centres, k=k, distance_upper_bound=bound)
-        dist, site = dist.reshape(len(centres), k), site.reshape(len(centres), k)
-        if k >= n_sites or not np.any(site[:, -1] < n_sites):
-            break
-        k = min(n_sites, 2 * k)
-    found = site < n_sites
-    centre = np.nonzero(found)[0].astype(np.int64)
-    return centre, site[found].astype(np.int64), dist[found]
-
-
 def compute_contacts(
     cation_xyz: ArrayLike,
     site_xyz: ArrayLike,
@@ -124,7 +65,7 @@ def compute_contacts(
     cutoff_nm: float | ArrayLike,
     cation_molecule: ArrayLike | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Atom-level shell contacts of every cation.
+    """Atom-level shell contacts of every cation in one frame (:func:`chunk_contacts`).
 
     Parameters
     ----------
@@ -145,18 +86,14 @@ def compute_contacts(
     cation, site : ndarray of int64, shape (n_contacts,)
         Index pairs with minimum-image distance ``<= cutoff`` (sorted by cation, then site).
     """
-    sites = np.asarray(site_xyz)
-    cut = np.broadcast_to(np.asarray(cutoff_nm, dtype=np.float64), (sites.shape[0],))
-    if sites.shape[0] == 0 or np.asarray(cation_xyz).shape[0] == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    i, j, d = pairs_within(cation_xyz, sites, box, float(cut.max()))
-    keep = d <= cut[j]
-    if cation_molecule is not None:
-        keep &= np.asarray(cation_molecule)[i] != np.asarray(site_molecule)[j]
-    i, j = i[keep], j[keep]
-    order = np.lexsort((j, i))
-    return i[order], j[order]
+    centres = np.asarray(cation_xyz).reshape(1, -1, 3)
+    sites = np.asarray(site_xyz).reshape(1, -1, 3)
+    _, i, j = chunk_contacts(centres, sites, np.asarray(box, dtype=np.float64).reshape(1, 3),
+                             cutoff_nm)
+    if cation_molecule is not None and i.size:
+        keep = np.asarray(cation_molecule)[i] != np.asarray(site_molecule)[j]
+        i, j = i[keep], j[keep]
+    return i, j
 
 
 def chunk_contacts(
@@ -172,43 +109,25 @@ def chunk_contacts(
         Coordinating sites of all partners.
     boxes : array_like, shape (n_frames, 3), nm
     cutoff_nm : float or array_like, shape (n_sites,)
-        Shell radius, per site.
+        Shell radius, per site; the largest must be below half the shortest box edge.
 
     Returns
     -------
     frame, cation, site : ndarray of int64, shape (n_contacts,)
         Contacts with minimum-image distance ``<= cutoff`` (sorted by frame, cation, site).
     """
-    sites = np.asarray(site_xyz)
-    cut = np.broadcast_to(np.asarray(cutoff_nm, dtype=np.float64), (sites.shape[1],))
-    if sites.shape[1] == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
-    if kernels.enabled():
-        return _chunk_contacts_compiled(np.asarray(cation_xyz), sites, boxes, cut)
-    f, i, j, d = chunk_pairs_within(cation_xyz, sites, boxes, float(cut.max()))
-    keep = d <= cut[j]
-    return f[keep], i[keep], j[keep]
-
-
-def _chunk_contacts_compiled(
-    cations: NDArray[np.floating], sites: NDArray[np.floating], boxes: ArrayLike,
-    cut: NDArray[np.float64],
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """:func:`chunk_contacts` by the numba cell-list kernel (identical contacts)."""
-    b = np.ascontiguousarray(np.asarray(boxes, dtype=np.float64).reshape(-1, 3))
+    cations, sites = np.asarray(cation_xyz), np.asarray(site_xyz)
+    cut = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(cutoff_nm, dtype=np.float64), (sites.shape[1],)))
     empty = np.zeros(0, dtype=np.int64)
-    if cations.shape[0] == 0 or cations.shape[1] == 0:
+    if sites.shape[1] == 0 or cations.shape[0] == 0 or cations.shape[1] == 0:
         return empty, empty, empty
+    b = np.ascontiguousarray(np.asarray(boxes, dtype=np.float64).reshape(-1, 3))
     r_max = float(cut.max())
-    if not r_max < 0.5 * b.min():
-        raise AnalysisInputError(
-            f"cutoff {r_max:.4g} nm must be below half the shortest box edge "
-            f"({0.5 * b.min():.4g} nm)"
-        )
+    kernels.check_below_half_box(r_max, b, "cutoff")
     n = kernels.cells_per_edge(b, r_max, 1)
     f, i, j = kernels.contacts_kernel(np.ascontiguousarray(cations), np.ascontiguousarray(sites),
-                                      b, np.ascontiguousarray(cut), n)
+                                      b, cut, n)
     return f, i, j
 
 

@@ -1,62 +1,69 @@
-"""Compiled (numba) kernels for the per-frame hot loops, with the numpy code as fallback.
+"""Compiled (numba) kernels: the one implementation of each per-frame hot loop.
 
-The kernels reproduce the arithmetic of the numpy path operation by operation
-(same dtypes, same order of additions wherever the numpy order is defined), so:
+* contacts (and everything counted from them) and RDF histograms use float64
+  minimum-image distances ``d = s - c; d -= L * rint(d / L); r2 = dx^2 + dy^2 + dz^2``
+  compared with the cutoffs (``<=``);
+* unwrapped centres repeat the float32 steps and float32 mass-weighted sums of
+  a sparse centre-of-mass product, in atom order;
+* MSD sums are float64 sums over the three axes, per lag and molecule;
+* residence overlaps count common keys of two sorted lists.
 
-* contacts (and everything counted from them) and RDF histograms are
-  **identical**: the same float64 minimum-image distances
-  ``d = s - c; d -= L * rint(d / L); r2 = dx^2 + dy^2 + dz^2`` are compared
-  with the same cutoffs;
-* unwrapped centres are identical (the float32 steps and float32 mass-weighted
-  sums of ``scipy.sparse`` are repeated in the same order);
-* MSD sums differ from ``numpy.einsum`` only by the order of a float64 sum
-  (relative differences ~1e-15).
+The reference implementations that the tests compare these with (numpy
+all-pairs distances, a periodic k-d tree, the numpy/scipy.sparse unwrapping,
+``numpy.einsum`` MSD, ``searchsorted`` overlaps) live in ``tests/oracles.py``.
 
 Neighbour search: per frame, a cell list (counting sort of the sites into
 cells at least ``(r_max + CELL_MARGIN_NM) / reach`` wide; cells along an axis
 with fewer than ``2 reach + 1`` cells are all visited), then a loop over the
-candidate sites of each centre. Exact for the same reason as
-:mod:`solvflow.analysis.cells`.
+candidate sites of each centre. Exact, not an approximation: a site within
+``r_max`` of a centre lies at most ``reach`` cells away along every axis
+because cells are wider than ``r_max / reach`` (the margin absorbs rounding
+of the cell assignment), so no pair is missed.
 
-``ENABLED`` is True when numba is importable and the environment variable
-``SOLVFLOW_NUMBA`` is not ``0``; callers check :func:`enabled` on every call, so
-tests can switch paths by setting ``ENABLED``. Compiled code is cached on disk
-(``cache=True``); the first call in a fresh environment compiles (~seconds).
+numba is a required dependency: without it importing this module raises
+:class:`~solvflow.errors.AnalysisError` saying how to install it. Compiled
+code is cached on disk (``cache=True``); the first call in a fresh
+environment compiles (~6 s), later processes load the cache (~0.3 s).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-numba: Any
+from solvflow.errors import AnalysisError, AnalysisInputError
+
 try:
     import numba
+except ImportError as exc:  # pragma: no cover - numba is a declared dependency
+    raise AnalysisError(
+        f"the analysis kernels need numba, which is not importable ({exc}); it is a "
+        "dependency of solvflow: reinstall solvflow or run `pip install 'numba>=0.68'`"
+    ) from None
 
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only without numba
-    numba = None
-    HAVE_NUMBA = False
-
-ENABLED = HAVE_NUMBA and os.environ.get("SOLVFLOW_NUMBA", "1") != "0"
-CELL_MARGIN_NM = 1e-3
+CELL_MARGIN_NM = 1e-3  # cells this much wider than r_max / reach: absorbs rounding
 MAX_CELLS_PER_EDGE = 64
 
 
-def enabled() -> bool:
-    """Whether the compiled kernels are used (numba importable and not switched off)."""
-    return ENABLED and HAVE_NUMBA
-
-
 def _njit(func: Callable[..., Any]) -> Callable[..., Any]:
-    if numba is None:  # pragma: no cover
-        return func
     compiled: Callable[..., Any] = numba.njit(cache=True, nogil=True, error_model="numpy")(func)
     return compiled
+
+
+def check_below_half_box(r_max_nm: float, boxes: NDArray[np.float64], what: str) -> None:
+    """Raise :class:`AnalysisInputError` unless ``r_max_nm`` < half the shortest edge.
+
+    ``boxes`` (n_frames, 3) nm; ``what`` names the quantity ("cutoff", "RDF range").
+    The minimum-image search is only exact below half the box.
+    """
+    half = 0.5 * float(np.min(boxes))
+    if not r_max_nm < half:
+        raise AnalysisInputError(
+            f"{what} {r_max_nm:.4g} nm must be below half the shortest box edge ({half:.4g} nm)"
+        )
 
 
 def cells_per_edge(boxes: NDArray[np.float64], r_max_nm: float, reach: int) -> NDArray[np.int64]:

@@ -25,8 +25,6 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 
 from solvflow.analysis import kernels
-from solvflow.analysis.cells import chunk_pairs_within
-from solvflow.errors import AnalysisInputError
 
 BIN_WIDTH_NM = 0.005
 R_MAX_NM = 1.0
@@ -67,7 +65,8 @@ class RDFAccumulator:
         Partner index of each site.
     n_partners : int
     r_max_nm : float
-        Upper edge of the histogram (clipped to just below half the box at run time).
+        Upper edge of the histogram (clipped to just below half the smallest box of the
+        frames added, see :meth:`_fit_range`).
     """
 
     def __init__(self, site_partner: NDArray[np.int64], n_partners: int,
@@ -104,49 +103,43 @@ class RDFAccumulator:
         """
         if cation_xyz.shape[0] == 0:
             return
-        if self.hist.shape[1] == 0:
-            self.r_max = min(self.r_max, 0.5 * float(boxes[0].min()) * 0.999)
-            self.hist = np.zeros((self.n_partners, int(self.r_max / self.width)))
-        if kernels.enabled():
-            self._add_compiled(cation_xyz, site_xyz, boxes, cation_residue, site_residue)
-        else:
-            self._add_numpy(cation_xyz, site_xyz, boxes, cation_residue, site_residue)
+        self._fit_range(float(np.min(boxes)))
+        self._add_compiled(cation_xyz, site_xyz, boxes, cation_residue, site_residue)
         for volume in np.prod(np.asarray(boxes, dtype=np.float64), axis=1).tolist():
             self.inv_volume += 1.0 / volume  # frame by frame, as the sum was always formed
         self.n_frames += cation_xyz.shape[0]
         self.n_cations = cation_xyz.shape[1]
 
+    def _fit_range(self, shortest_edge_nm: float) -> None:
+        """Keep the range below half the smallest box seen so far (NPT boxes shrink).
+
+        The first frames fix ``r_max = min(r_max_nm, 0.4995 * shortest edge)``; a later,
+        smaller box drops the bins beyond its own limit. Every frame added so far
+        counted its pairs in the bins that remain, so the RDF stays exact: its range is
+        that of the smallest box of the frames added.
+        """
+        limit = min(self.r_max, 0.5 * shortest_edge_nm * 0.999)
+        if self.hist.shape[1] == 0:
+            self.r_max = limit
+            self.hist = np.zeros((self.n_partners, int(self.r_max / self.width)))
+        elif limit < self.hist.shape[1] * self.width:
+            self.r_max = limit
+            self.hist = self.hist[:, :int(limit / self.width)].copy()
+
     def _add_compiled(self, cation_xyz: NDArray[np.floating], site_xyz: NDArray[np.floating],
                       boxes: NDArray[np.float64], cation_residue: NDArray[np.int64],
                       site_residue: NDArray[np.int64]) -> None:
-        """Histogram by the numba kernel (the same counts as :meth:`_add_numpy`)."""
+        """Histogram by the numba cell-list kernel."""
         n_bins = self.hist.shape[1]
         b = np.ascontiguousarray(np.asarray(boxes, dtype=np.float64).reshape(-1, 3))
         r_max = n_bins * self.width
-        if not r_max < 0.5 * b.min():
-            raise AnalysisInputError(
-                f"RDF range {r_max:.4g} nm must be below half the shortest box edge "
-                f"({0.5 * b.min():.4g} nm)"
-            )
+        kernels.check_below_half_box(r_max, b, "RDF range")
         n = kernels.cells_per_edge(b, r_max, RDF_CELL_REACH)
         kernels.rdf_kernel(np.ascontiguousarray(cation_xyz), np.ascontiguousarray(site_xyz), b,
                            n, RDF_CELL_REACH, self.width, n_bins,
                            np.ascontiguousarray(self.site_partner, dtype=np.int64),
                            np.ascontiguousarray(cation_residue, dtype=np.int64),
                            np.ascontiguousarray(site_residue, dtype=np.int64), self.hist)
-
-    def _add_numpy(self, cation_xyz: NDArray[np.floating], site_xyz: NDArray[np.floating],
-                   boxes: NDArray[np.float64], cation_residue: NDArray[np.int64],
-                   site_residue: NDArray[np.int64]) -> None:
-        """Histogram with the vectorised numpy cell list."""
-        n_bins = self.hist.shape[1]
-        _, i, j, d = chunk_pairs_within(cation_xyz, site_xyz, boxes, n_bins * self.width,
-                                        reach=RDF_CELL_REACH, ordered=False)
-        keep = cation_residue[i] != site_residue[j]
-        b = np.minimum((d[keep] / self.width).astype(np.int64), n_bins - 1)
-        flat = self.site_partner[j[keep]] * n_bins + b
-        self.hist += np.bincount(flat, minlength=self.n_partners * n_bins).reshape(
-            self.n_partners, n_bins)
 
     def result(self) -> list[RDF]:
         """One :class:`RDF` per partner (empty arrays when no frame was added)."""

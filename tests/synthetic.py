@@ -1,5 +1,7 @@
 """Deterministic synthetic trajectories for tests and benchmarks (not physical dynamics).
 
+A test fixture, not part of the installed package (benchmarks put tests/ on sys.path).
+
 Starting from a built box (``topology.pdb``), every molecule performs a
 seeded Gaussian random walk of its centre plus small random rotations about
 its centre; atoms are written wrapped into the box (so molecules are broken
