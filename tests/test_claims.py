@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-from campaign_runs import write_campaign, write_run
 
+from campaign_runs import write_campaign, write_run
 from solvflow.campaign.claims import (
     ClaimsFileError,
     default_claims_path,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from campaign_runs import write_campaign, write_run
 
+from campaign_runs import write_campaign, write_run
 from solvflow.campaign.compare import compare, start_check, summarise, write_tables
 from solvflow.campaign.runs import AVOGADRO, find_runs, parse_quantity
 from solvflow.cli import main

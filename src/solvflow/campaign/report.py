@@ -156,7 +156,7 @@ def experiment_table(comp: Comparison, claims: ClaimsFile, base: Path) -> str:
 def runs_table(comp: Comparison, base: Path) -> str:
     """Every run: link, system, composition, scale, start, seed, platform, ns, state."""
     lines = ["| run | system | composition | charge scale | start | seed | platform (precision) "
-             "| simulated ns | production ps | state |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| simulated ns | production ps | state |", "|---" * 10 + "|"]
     for run in sorted(comp.runset.runs, key=lambda r: (r.system, r.requested, r.charge_scale,
                                                        r.start, str(r.seed))):
         prod = "n/a" if run.production_ps is None else f"{run.production_ps:.4g}"
