@@ -117,3 +117,45 @@ def test_boron_species_gives_clean_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code != 0 and "Al" in err and "by hand" in err and "Traceback" not in err
     assert not any(Path(tempfile.gettempdir()).glob("solvflow-gaff2-AlCl4-*"))
+
+
+def test_cli_resp_route_for_an_organic_species(tmp_path, capsys):
+    """--charges resp: real HF/6-31G* RESP charges in a GAFF2 XML that OpenMM loads."""
+    import json
+
+    assert main(["parametrize", "--smiles", "CO", "--name", "MeOH", "--charges", "resp",
+                 "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "RESP charges" in out and "GAFF2 types, RESP charges" in out
+    doc = json.loads((tmp_path / "MeOH.resp.json").read_text())
+    xml = (tmp_path / "MeOH.xml").read_text()
+    assert "RESP" in xml and "AM1-BCC charges (antechamber" not in xml
+    sp = Species(name="MeOH", smiles="CO", residue="MEO", charge=0, role="solvent",
+                 forcefield="MeOH.xml", density_g_cm3=0.79)
+    top = Topology()
+    add_residue(top, top.addChain(), sp, molecule(sp))
+    system = ForceField(str(tmp_path / "MeOH.xml")).createSystem(top, nonbondedMethod=NoCutoff)
+    nb = next(f for f in system.getForces() if isinstance(f, openmm.NonbondedForce))
+    q = np.array([nb.getParticleParameters(i)[0]._value for i in range(system.getNumParticles())])
+    np.testing.assert_allclose(q, list(doc["charges_e"].values()), atol=1e-6)
+    assert q.sum() == pytest.approx(0.0, abs=1e-6)
+    assert q[1] < -0.5 and q[5] > 0.3  # hydroxyl O and H: strongly polar under HF/6-31G* RESP
+    assert np.ptp(q[2:5]) == 0.0  # methyl H equal (stage 2)
+
+
+def test_cli_resp_route_for_boron_writes_charges_only(tmp_path, capsys):
+    import json
+
+    assert main(["parametrize", "--smiles", "F[B-](F)(F)F", "--name", "BF4", "--charges",
+                 "resp", "--formal-charge", "-1", "-o", str(tmp_path)]) == 0
+    assert "no XML" in capsys.readouterr().out and not (tmp_path / "BF4.xml").exists()
+    q = json.loads((tmp_path / "BF4.resp.json").read_text())["charges_e"]
+    assert sum(q.values()) == pytest.approx(-1.0, abs=1e-9)
+    assert len({q[f"F{i}"] for i in range(1, 5)}) == 1 and q["B1"] > 0.5
+
+
+def test_cli_resp_charge_mismatch_is_one_line(tmp_path, capsys):
+    code = main(["parametrize", "--smiles", "F[B-](F)(F)F", "--name", "BF4", "--charges",
+                 "resp", "--formal-charge", "0", "-o", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not match the SMILES" in err and "Traceback" not in err

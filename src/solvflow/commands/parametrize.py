@@ -19,12 +19,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _new_species(args: argparse.Namespace) -> int:
-    from solvflow.parametrize import parametrize_species
-
     if args.rundir is not None:
         raise InputError("give either a run directory or --smiles, not both")
     if not args.name:
         raise InputError("--smiles needs --name NAME (species name, also the XML file name)")
+    if args.charges == "resp":
+        return _resp_species(args)
+    if args.structure or args.optimize or args.formal_charge is not None:
+        raise InputError("--structure, --optimize and --formal-charge belong to "
+                         "--charges resp (AM1-BCC uses its own sqm geometry)")
+    from solvflow.parametrize import parametrize_species
+
     path = parametrize_species(args.smiles, args.name, args.residue, output=args.output,
                                overwrite=args.overwrite)
     residue = args.residue or args.name[:3].upper()
@@ -37,6 +42,30 @@ def _new_species(args: argparse.Namespace) -> int:
     print(f"  - {{name: {args.name}, smiles: \"{args.smiles}\", residue: {residue}, "
           f"charge: {charge}, "
           f"role: {role}, forcefield: {path.resolve()}, density_g_cm3: ...}}")
+    return 0
+
+
+def _resp_species(args: argparse.Namespace) -> int:
+    import json
+
+    from solvflow.parametrize import parametrize_resp
+
+    if args.max_opt_steps < 1:
+        raise InputError(f"--max-opt-steps must be >= 1, not {args.max_opt_steps}")
+    paths = parametrize_resp(args.smiles, args.name, args.residue, output=args.output,
+                             charge=args.formal_charge, structure=args.structure,
+                             optimise=args.optimize, max_opt_steps=args.max_opt_steps,
+                             overwrite=args.overwrite)
+    doc = json.loads(paths[0].read_text())
+    fit = doc["fit"]
+    print(f"wrote {paths[0]} (RESP charges, HF/6-31G* ESP at {doc['qm']['n_points']} points; "
+          f"RMS {fit['rms_esp_kj_mol_e']:.3f} kJ/mol/e, RRMS {fit['rrms_esp']:.4f})")
+    print("  " + ", ".join(f"{n} {q:+.4f}" for n, q in doc["charges_e"].items()))
+    if len(paths) > 1:
+        print(f"wrote {paths[1]} (GAFF2 types, RESP charges, residue {doc['residue']})")
+    else:
+        print("no XML: GAFF2 has no types for an element of this species; combine these "
+              "charges with hand-built types (as forcefields/borates.xml does)")
     return 0
 
 
@@ -66,7 +95,9 @@ def register(subparsers: Any) -> None:
         "parametrize", help="write system.xml for a run directory, or an XML for a new species",
         description="With RUNDIR: (re)write its system.xml (PME, geometric LJ mixing, scaled "
                     "ionic charges). With --smiles/--name: GAFF2 types and AM1-BCC charges "
-                    "through AmberTools for a new organic species.")
+                    "through AmberTools for a new organic species, or (--charges resp) "
+                    "HF/6-31G* RESP charges through PySCF for any species 6-31G* covers, "
+                    "boron and aluminium included.")
     parser.add_argument("rundir", nargs="?", help="run directory made by `solvflow build`")
     parser.add_argument("--charge-scale", type=float, metavar="F",
                         help="ionic charge scale (0.5-1.0); default: the one in spec.yaml")
@@ -74,6 +105,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--smiles", help="SMILES of a new organic species")
     parser.add_argument("--name", help="name of the new species (XML file stem)")
     parser.add_argument("--residue", help="residue name, 1-3 characters (default: from --name)")
+    parser.add_argument("--charges", choices=("am1bcc", "resp"), default="am1bcc",
+                        help="charge route for --smiles: am1bcc (AmberTools, organic only; "
+                             "default) or resp (PySCF HF/6-31G* ESP, two-stage RESP)")
+    parser.add_argument("--structure", metavar="FILE",
+                        help="resp: geometry as .xyz or .pdb, atoms in the SMILES order "
+                             "(Angstrom; default: RDKit conformer)")
+    parser.add_argument("--optimize", action="store_true",
+                        help="resp: optimise the geometry at HF/6-31G* first (geomeTRIC)")
+    parser.add_argument("--max-opt-steps", type=int, default=100, metavar="N",
+                        help="resp: geometry-optimisation step limit (default 100)")
+    parser.add_argument("--formal-charge", type=int, metavar="Q",
+                        help="resp: expected total charge; must match the SMILES")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing NAME.xml in the output folder")
     parser.add_argument("-o", "--output", default=".", metavar="DIR",
