@@ -92,6 +92,16 @@ def test_diffusion_of_the_random_walk(result: dict) -> None:
         d = result["diffusion"][name]
         assert d["D_nm2_ps"] == pytest.approx(expected, rel=0.25)
         assert d["fit_window_ps"][1] == pytest.approx(30.0)
+        # time blocks: 5 blocks of 12 frames, lags up to 6 frames; errors from their spread
+        assert d["block_fit_window_ps"][1] == pytest.approx(6.0)
+        assert d["stderr_nm2_ps"] == pytest.approx(
+            np.std(d["block_D_nm2_ps"], ddof=1) / np.sqrt(5))
+    # Independent walks: no ion-ion correlation; the spec's charges and scale 0.8 are used.
+    sigma = result["conductivity"]
+    assert sigma["charge_scale"] == 0.8 and sigma["formal_charges"] == {"Li": 1.0, "FSI": -1.0}
+    ne = sigma["nernst_einstein"]
+    assert ne["scaled_charges_S_m"] == pytest.approx(0.64 * ne["formal_charges_S_m"])
+    assert result["units"]["conductivity"] == "S/m"
 
 
 def test_frame_range_and_rdf_cutoff_error(rundir: Path) -> None:
@@ -157,11 +167,15 @@ def test_chunk_size_does_not_change_any_result(rundir: Path, result: dict) -> No
     # Frames are analysed a chunk at a time (vectorised over frames); chunks of 7 frames (the
     # last one partial) and of 1 frame must give bit-identical shells, pairing, clusters,
     # residence and RDFs. Diffusion sums float displacements chunk by chunk (as it always did),
-    # so only its last bits may depend on the chunk size.
+    # so only its last bits (and those of the conductivity built on it) may depend on the chunk.
     for chunk in (7, 1):
         other = analyze(rundir, cutoffs_nm=CUTOFFS, dt_ps=1.0, chunk=chunk).to_dict()
         diffusion = other.pop("diffusion")
-        assert other == {k: v for k, v in result.items() if k != "diffusion"}
+        sigma = other.pop("conductivity")
+        assert other == {k: v for k, v in result.items() if k not in ("diffusion", "conductivity")}
+        for key in ("nernst_einstein", "einstein_helfand"):
+            assert sigma[key]["formal_charges_S_m"] == pytest.approx(
+                result["conductivity"][key]["formal_charges_S_m"], rel=1e-6)
         for name, d in diffusion.items():
             assert d["D_nm2_ps"] == pytest.approx(result["diffusion"][name]["D_nm2_ps"],
                                                   rel=1e-9)

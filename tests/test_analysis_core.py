@@ -107,7 +107,8 @@ def test_shell_compositions_fractions():
     shells, errors = comp.top(5)
     assert shells[0] == {"composition": {"DME": 2, "FSI": 1}, "fraction": 0.75}
     assert shells[1] == {"composition": {"DME": 3}, "fraction": 0.25}
-    assert errors == [None, None]  # one block: no error
+    # one time bin: one sample, so the error bar is flagged as unreliable
+    assert [(e.n_eff, e.few_samples) for e in errors] == [(1.0, True), (1.0, True)]
 
 
 def test_triclinic_and_empty_boxes_are_rejected():

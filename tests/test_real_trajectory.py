@@ -77,3 +77,18 @@ def test_matches_solvation_analysis_on_real_md(result, tmp_path):
             solute.coordination.coordination_numbers[name], abs=1e-6)
         assert result["paired_fractions"][name] == pytest.approx(
             solute.pairing.solvent_pairing[name], abs=1e-6)
+
+
+def test_errors_have_the_value_keys_and_flag_the_short_run(result):
+    # 20 ps of a 1 M electrolyte: no shell exchanges within the run (the contact correlations
+    # stay above 1/e), so every shell quantity is one independent sample, and says so.
+    assert result["timestep_source"] == "dt_ps"
+    for key in ("coordination_numbers", "ion_pairing", "anion_states", "paired_fractions"):
+        for err_key in ("stderr", "effective_samples", "correlation_time_ps"):
+            assert set(result[err_key][key]) == set(result[key]), (err_key, key)
+    assert len(result["stderr"]["shells"]) == len(result["shells"])
+    assert result["residence_times_ps"] == {"FSI": None, "DME": None}
+    assert result["inefficiency_floor_frames"] == pytest.approx(1 + 2 * 25)  # longest lag 25
+    assert "coordination_numbers.DME" in result["few_samples"]
+    assert "shells.0" in result["few_samples"]
+    assert all(n <= 1.0 for n in result["effective_samples"]["ion_pairing"].values())

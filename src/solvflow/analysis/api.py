@@ -27,19 +27,22 @@ import mdtraj as md
 import numpy as np
 import yaml
 
+from solvflow.analysis.conductivity import IonCharges, conductivity_of, ion_charges
 from solvflow.analysis.engine import SolvationAccumulator
 from solvflow.analysis.groups import Group, groups_from_spec, parse_named, select_groups
 from solvflow.analysis.rdf import RDF, RDFAccumulator, first_minimum
 from solvflow.analysis.spectop import topology_from_spec
 from solvflow.analysis.trajectory import (
+    NO_TIME_STEP,
     FrameRange,
+    TimeStep,
     chunk_boxes,
     count_atoms,
     count_frames,
     frame_range,
     iter_chunks,
     parse_box,
-    trajectory_time_step_ps,
+    resolve_time_step,
 )
 from solvflow.analysis.transport import CentreTracker
 from solvflow.errors import AnalysisInputError
@@ -59,14 +62,26 @@ DEFINITIONS = {
                 "size = number of ions",
     "residence_times_ps": "lag where the normalised intermittent contact autocovariance first "
                           "falls below 1/e (None: longer than the longest lag)",
+    "residence_times_continuous_ps": "lag where the continuous contact correlation (contacts "
+                                     "unbroken since the origin) first falls below 1/e",
     "diffusion": "slope/6 of the MSD of unwrapped molecular centres of mass over fit_window_ps; "
-                 "no finite-size correction",
-    "stderr": "block averages: std(block means, ddof=1)/sqrt(n_blocks), contiguous blocks; "
-              "diffusion: 5 molecule subsets",
+                 "no finite-size correction; stderr from n_blocks contiguous time blocks",
+    "conductivity": "Nernst-Einstein e^2/(V kB T) sum N z^2 D and Einstein-Helfand "
+                    "e^2/(6 V kB T) d<|dM|^2>/dt, M = sum z r; scaled_charges_S_m with the "
+                    "simulated charges s*z, formal_charges_S_m with z (= scaled / s^2); "
+                    "stderr from n_blocks time blocks",
+    "stderr": "sqrt(var * g / N), g = statistical inefficiency of the per-frame series "
+              "(shells, cluster sizes: per time bin); see effective_samples = N/g",
+    "few_samples": "keys with effective_samples < 10: the error bar is unreliable",
+    "correlation_time_ps": "integrated autocorrelation time (g - 1)/2 * dt",
+    "timestep_source": "dt_ps (given), dcd_header (NSAVC x DELTA, trusted unless NSAVC=1 "
+                       "and DELTA>=1 AKMA), frame_times (XTC/TRR/NetCDF/H5), unknown",
     "cutoffs_nm": "first minimum of the Gaussian-smoothed (sigma 0.01 nm) cation-site RDF "
                   "after its first peak, unless given",
 }
-UNITS = {"distance": "nm", "time": "ps", "D_nm2_ps": "nm^2/ps", "D_m2_s": "m^2/s"}
+UNITS = {"distance": "nm", "time": "ps", "D_nm2_ps": "nm^2/ps", "D_m2_s": "m^2/s",
+         "conductivity": "S/m", "charge": "e", "volume": "nm^3", "temperature": "K"}
+ERROR_KEYS = ("stderr", "effective_samples", "correlation_time_ps", "few_samples")
 
 
 @dataclass
@@ -121,8 +136,12 @@ def analyze(
     n_blocks: int = 5,
     max_lag: int | None = None,
     dt_ps: float | None = None,
-    diffusion: bool = True,
+    diffusion: bool | None = None,
+    residence: bool | None = None,
     n_top_shells: int = 10,
+    charges: Mapping[str, float] | None = None,
+    charge_scale: float | None = None,
+    temperature_K: float | None = None,
 ) -> AnalysisResult:
     """Solvation structure of a cation: shells, pairing, clusters, residence, diffusion.
 
@@ -150,15 +169,28 @@ def analyze(
         Frames sampled for the RDFs (cutoffs and plots); 0 skips RDFs when all
         cutoffs are given.
     n_blocks : int
-        Blocks for standard errors.
+        Time blocks for the diffusion and conductivity errors (time averages use
+        the statistical inefficiency of the per-frame series).
     max_lag : int, optional
         Longest lag in analysed frames for residence and MSD (default: half, at most 1000).
     dt_ps : float, optional
-        Time between analysed frames (default: from the trajectory's times).
-    diffusion : bool
-        Compute self-diffusion coefficients.
+        Time between analysed frames, ps (default: a DCD header with a real time step,
+        or the frame times of XTC/TRR/NetCDF/H5; otherwise unknown).
+    diffusion : bool, optional
+        Self-diffusion and conductivity: None = when the time step is known, True =
+        required (error if the time step is unknown), False = skip.
+    residence : bool, optional
+        Residence times, same rule as ``diffusion``.
     n_top_shells : int
         Shell compositions to list.
+    charges : mapping name -> formal charge (e), optional
+        Ion charges for the conductivity of a trajectory file (a run directory has
+        them in spec.yaml); every charged species must be a partner or the cation.
+    charge_scale : float, optional
+        Factor applied to the formal ionic charges in the simulation (default: the
+        run directory's, else 1.0).
+    temperature_K : float, optional
+        For the conductivity (default: the run directory's).
 
     Returns
     -------
@@ -169,6 +201,12 @@ def analyze(
         raise AnalysisInputError("chunk, n_blocks and n_top_shells must be >= 1, rdf_frames >= 0")
     frames = frame_range(count_frames(job.trajectory), start, stop, step)
     box = parse_box(box_nm)
+    time_step = resolve_time_step(job.trajectory, job.topology, frames, dt_ps)
+    want = {"diffusion": _wanted(diffusion, "diffusion", time_step),
+            "residence": residence is not False}  # exchange times also bound the errors
+    _wanted(residence, "residence", time_step)
+    transport = _ion_charges(job, charges, charge_scale, temperature_K) if want["diffusion"] \
+        else None
     cutoffs = _check_cutoffs(cutoffs_nm, job.partners)
     sources = {name: "given" for name in cutoffs}
     sampler = _RDFSampler(job, frames.n_frames, rdf_frames)
@@ -178,15 +216,23 @@ def analyze(
         rdfs = sampler.result()
         _cutoffs_from_rdf(job, rdfs, cutoffs, sources)
         sampler.done = True
-    acc, times = _main_pass(job, frames, box, cutoffs, chunk, n_blocks, max_lag, diffusion,
-                            n_top_shells, sampler if rdf_frames > 0 and not sampler.done else None)
+    acc = _main_pass(job, frames, box, cutoffs, chunk, n_blocks, max_lag, want, transport,
+                     n_top_shells, sampler if rdf_frames > 0 and not sampler.done else None)
     rdfs = sampler.result() if sampler.done else {}
-    dt = dt_ps if dt_ps is not None else trajectory_time_step_ps(job.trajectory, times,
-                                                                    frames.step)
-    if dt is not None and dt <= 0:
-        raise AnalysisInputError(f"dt_ps must be positive, got {dt}")
-    data = _assemble(job, frames, acc, cutoffs, sources, rdfs, dt, n_blocks)
+    data = _assemble(job, frames, acc, cutoffs, sources, rdfs, time_step, n_blocks)
+    if want["diffusion"] and time_step.dt_ps is not None:
+        data["conductivity"] = conductivity_of(acc, data, transport, time_step.dt_ps, n_blocks)
     return AnalysisResult(data, rdfs)
+
+
+def _wanted(flag: bool | None, what: str, step: TimeStep) -> bool:
+    """Whether to compute a time-dependent quantity; error if required but dt is unknown."""
+    if flag is False:
+        return False
+    if step.dt_ps is None and flag:
+        raise AnalysisInputError(f"{what} needs the time between frames, and it is unknown "
+                                 f"({step.reason}); {NO_TIME_STEP}")
+    return step.dt_ps is not None
 
 
 @dataclass
@@ -196,6 +242,19 @@ class _Job:
     cation: Group
     partners: list[Group]
     provenance: dict[str, Any]
+    charges: dict[str, float] | None = None  # formal charges from spec.yaml
+    other_charged: list[str] = field(default_factory=list)  # charged, not analysed
+
+
+def _ion_charges(job: _Job, charges: Mapping[str, float] | None, charge_scale: float | None,
+                 temperature_K: float | None) -> IonCharges:
+    groups = [(g.name, g.n_molecules) for g in [job.cation, *job.partners]]
+    prov = job.provenance
+    return ion_charges(
+        groups, dict(charges) if charges is not None else job.charges,
+        charge_scale if charge_scale is not None else prov.get("charge_scale"),
+        temperature_K if temperature_K is not None else prov.get("temperature_K"),
+        [] if charges is not None else job.other_charged)
 
 
 def _resolve_job(trajectory: str | Path, topology: str | Path | md.Topology | None,
@@ -242,7 +301,11 @@ def _job_from_rundir(rundir: Path, topology: Any, cation: Any, anions: Any,
                 f" (counts x atom_names) have {top.n_atoms} atoms, {str(traj)!r} has "
                 f"{n_traj} per frame")
     cat, partners = groups_from_spec(top, spec)
-    return _Job(traj, top, cat, partners, _provenance(rundir, spec, traj))
+    names = {g.name for g in [cat, *partners]}
+    formal = {str(s["name"]): float(s.get("charge") or 0) for s in spec.get("species", [])}
+    other = sorted(n for n, z in formal.items() if z and n not in names)
+    return _Job(traj, top, cat, partners, _provenance(rundir, spec, traj),
+                {n: z for n, z in formal.items() if n in names}, other)
 
 
 def _first_existing(rundir: Path, names: Sequence[str], what: str) -> Path:
@@ -339,22 +402,21 @@ def _cutoffs_from_rdf(job: _Job, rdfs: dict[str, RDF], cutoffs: dict[str, float]
 
 
 def _main_pass(job: _Job, frames: FrameRange, box: Any, cutoffs: dict[str, float], chunk: int,
-               n_blocks: int, max_lag: int | None, diffusion: bool, n_top: int,
-               sampler: _RDFSampler | None) -> tuple[SolvationAccumulator, np.ndarray]:
-    tracker = _tracker(job) if diffusion else None
+               n_blocks: int, max_lag: int | None, want: dict[str, bool],
+               transport: IonCharges | None, n_top: int,
+               sampler: _RDFSampler | None) -> SolvationAccumulator:
+    tracker = _tracker(job) if want["diffusion"] else None
+    charges = None if transport is None or transport.reason else transport.per_molecule
     acc = SolvationAccumulator(job.cation, job.partners, cutoffs, frames.n_frames, n_blocks,
-                               max_lag, tracker, n_top)
-    times: list[float] = []
+                               max_lag, tracker, n_top, want["residence"] is not False, charges)
     for part in iter_chunks(job.trajectory, job.topology, frames, chunk):
         boxes = chunk_boxes(part, box)
         if sampler is not None:
             sampler.add_sampled(part.xyz, boxes, acc.n_seen)
         acc.add_chunk(part.xyz, boxes)
-        if len(times) < 2 * chunk:
-            times.extend(np.asarray(part.time, dtype=np.float64).tolist())
     if sampler is not None:
         sampler.done = True
-    return acc, np.asarray(times)
+    return acc
 
 
 def _tracker(job: _Job) -> CentreTracker:
@@ -370,8 +432,9 @@ def _tracker(job: _Job) -> CentreTracker:
 
 
 def _assemble(job: _Job, frames: FrameRange, acc: SolvationAccumulator, cutoffs: dict[str, float],
-              sources: dict[str, str], rdfs: dict[str, RDF], dt: float | None,
+              sources: dict[str, str], rdfs: dict[str, RDF], step: TimeStep,
               n_blocks: int) -> dict[str, Any]:
+    dt = step.dt_ps
     found = acc.conclude(dt)
     data: dict[str, Any] = {
         "cation": job.cation.name,
@@ -380,6 +443,7 @@ def _assemble(job: _Job, frames: FrameRange, acc: SolvationAccumulator, cutoffs:
         "frames_used": frames.as_list(),
         "n_frames_in_file": frames.n_total,
         "timestep_ps": dt,
+        "timestep_source": step.source,
         "simulated_time_ps": None if dt is None else dt * frames.n_frames,
         "n_ions": {job.cation.name: job.cation.n_molecules,
                    **{p.name: p.n_molecules for p in job.partners}},
@@ -387,15 +451,15 @@ def _assemble(job: _Job, frames: FrameRange, acc: SolvationAccumulator, cutoffs:
         "cutoff_source": {p.name: sources[p.name] for p in job.partners},
         "selections": {g.name: g.selection for g in [job.cation, *job.partners]},
     }
-    stderr = found.pop("stderr")
+    errors = {k: found.pop(k) for k in ERROR_KEYS}
     data.update(found)
     if dt is None:
-        data["note"] = ("no usable frame times: residence times and diffusion need dt_ps "
-                        "(--dt-ps)")
+        data["note"] = (f"time step unknown ({step.reason}): residence times, diffusion and "
+                        f"conductivity not computed; {NO_TIME_STEP}")
     data["rdf"] = {name: {"r_nm": r.r_nm.tolist(), "g": r.g.tolist(),
                           "running_cn_sites": r.running_cn.tolist(), "n_frames": r.n_frames}
                    for name, r in rdfs.items()}
-    data["stderr"] = stderr
+    data.update(errors)
     data["n_blocks"] = min(n_blocks, frames.n_frames)
     data["units"] = UNITS
     data["definitions"] = DEFINITIONS

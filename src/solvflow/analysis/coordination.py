@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from solvflow.analysis.stats import TimeAverage
 
 
 def shell_counts(
@@ -37,13 +41,14 @@ def shell_counts(
 
 
 class ShellCompositions:
-    """Counts of shell compositions, kept per block for standard errors.
+    """Counts of shell compositions, kept per time bin for standard errors.
 
     Parameters
     ----------
     partner_names : sequence of str
         Partner order of the columns of the count matrices.
     n_blocks : int
+        Time bins (consecutive frames; one frame each when there are few frames).
     """
 
     def __init__(self, partner_names: Sequence[str], n_blocks: int) -> None:
@@ -90,27 +95,29 @@ class ShellCompositions:
             self.counts[b][tuple(row)] += n
         np.add.at(self.samples, blocks, n_cations)
 
-    def top(self, n_top: int) -> tuple[list[dict[str, object]], list[float | None]]:
-        """The ``n_top`` most frequent compositions and the stderr of each fraction.
+    def top(self, n_top: int) -> tuple[list[dict[str, object]], list[TimeAverage]]:
+        """The ``n_top`` most frequent compositions and the time average of each fraction.
 
         Returns
         -------
         shells : list of ``{"composition": {name: count}, "fraction": float}``
             Only partners present in the shell are listed; an empty shell is ``{}``.
-        stderr : list of float or None
-            Block standard error of each fraction (None with fewer than 2 blocks used).
+        averages : list of TimeAverage
+            Fraction with its standard error and effective samples, from the
+            per-bin counts (:func:`~solvflow.analysis.stats.ratio_average`; samples
+            are time bins).
         """
-        from solvflow.analysis.stats import block_stderr
+        from solvflow.analysis.stats import ratio_average
 
         total: Counter[tuple[int, ...]] = Counter()
         for c in self.counts:
             total.update(c)
         n_samples = int(self.samples.sum())
         used = self.samples > 0
-        shells, errors = [], []
+        shells, averages = [], []
         for key, count in total.most_common(n_top):
             comp = {name: int(k) for name, k in zip(self.partner_names, key, strict=True) if k}
             shells.append({"composition": comp, "fraction": count / n_samples})
             per_block = np.array([c[key] for c in self.counts], dtype=np.float64)
-            errors.append(block_stderr(per_block[used] / self.samples[used]))
-        return shells, errors
+            averages.append(ratio_average(per_block[used], self.samples[used]))
+        return shells, averages

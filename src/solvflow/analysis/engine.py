@@ -3,17 +3,24 @@
 :class:`SolvationAccumulator` holds everything that grows while frames
 stream past: one row of per-frame averages (coordination numbers, paired
 fractions, SSIP/CIP/AGG, anion states, cluster sizes), per-block shell and
-cluster-size counts, the contact-correlation history (residence times) and
-the MSD ring (diffusion). Each chunk of frames is analysed at once (one
-neighbour search, frame-offset bincounts, one ``connected_components``), so
-the number of numpy calls per chunk does not grow with its frames. Memory
-depends on the number of frames only through the per-frame rows (a few
-dozen floats each).
+cluster-size counts per time bin (at most ``MAX_BINS`` bins of consecutive
+frames; one frame per bin for shorter runs), the contact-correlation history
+(residence times), the MSD ring (diffusion, whole run and per time block)
+and the translational dipole of the ions (conductivity). Each chunk of
+frames is analysed at once (one neighbour search, frame-offset bincounts,
+one ``connected_components``), so the number of numpy calls per chunk does
+not grow with its frames. Memory depends on the number of frames only
+through per-frame scalars (a few dozen floats per frame, the run-length
+histogram and the dipole: about 0.4 kB per frame).
+
+Errors of time averages come from the statistical inefficiency of the
+per-frame (or per-bin) series (:mod:`solvflow.analysis.stats`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,9 +36,29 @@ from solvflow.analysis.pairing import (
     classify_anions,
     classify_cations,
 )
-from solvflow.analysis.residence import ContactCorrelation, lag_grid, residence_time
-from solvflow.analysis.stats import block_of_frames, block_stderr, mean_and_stderr
-from solvflow.analysis.transport import CentreTracker, MSDAccumulator, diffusion_with_error
+from solvflow.analysis.residence import (
+    ContactCorrelation,
+    ContinuousContacts,
+    lag_grid,
+    residence_time,
+)
+from solvflow.analysis.stats import (
+    TimeAverage,
+    block_of_frames,
+    columns_average,
+    error_trees,
+    map_averages,
+    ratio_average,
+    with_min_inefficiency,
+)
+from solvflow.analysis.transport import (
+    BlockMSD,
+    CentreTracker,
+    MSDAccumulator,
+    diffusion_with_error,
+)
+
+MAX_BINS = 1000  # time bins for shell-composition and cluster-size counts
 
 
 class SolvationAccumulator:
@@ -46,23 +73,30 @@ class SolvationAccumulator:
     cutoffs_nm : mapping of str to float
         Shell radius per partner name, nm.
     n_frames : int
-        Number of frames that will be added (fixes the blocks and the lag grid).
+        Number of frames that will be added (fixes the bins, blocks and the lag grid).
     n_blocks : int
-        Blocks for standard errors.
+        Time blocks for the diffusion and conductivity errors.
     max_lag : int, optional
         Longest lag (analysed frames) for residence and MSD; default half the frames, at most 1000.
     tracker : CentreTracker, optional
         Unwrapped molecular centres for diffusion (molecules ordered cation, then partners).
     n_top_shells : int
+    residence : bool
+        Accumulate the contact correlations (residence times).
+    charges : ndarray, shape (n_tracked_molecules,), optional
+        Formal charge (e) of every tracked molecule: the translational dipole is kept
+        for the Einstein-Helfand conductivity (needs ``tracker``).
     """
 
     def __init__(self, cation: Group, partners: Sequence[Group], cutoffs_nm: Mapping[str, float],
                  n_frames: int, n_blocks: int = 5, max_lag: int | None = None,
-                 tracker: CentreTracker | None = None, n_top_shells: int = 10) -> None:
+                 tracker: CentreTracker | None = None, n_top_shells: int = 10,
+                 residence: bool = True, charges: NDArray[np.float64] | None = None) -> None:
         self.cation, self.partners = cation, list(partners)
         self.cutoffs = {p.name: float(cutoffs_nm[p.name]) for p in self.partners}
         self.n_frames = n_frames
-        self.blocks = block_of_frames(n_frames, n_blocks)
+        self.n_blocks = n_blocks
+        self.blocks = block_of_frames(n_frames, min(n_frames, MAX_BINS))  # time bins
         self.n_top = n_top_shells
         self._prepare_sites()
         n_cat, n_anion = cation.n_molecules, self.n_anions
@@ -70,13 +104,20 @@ class SolvationAccumulator:
         self.cluster_hist = np.zeros((int(self.blocks.max()) + 1, n_cat + n_anion + 1))
         self.rows: list[NDArray[np.float64]] = []  # one (n_frames_of_chunk, n_values) per chunk
         self.n_seen = 0
+        self.volume_sum = 0.0
         lag_max = max_lag if max_lag is not None else min(1000, n_frames // 2)
         self.lags = lag_grid(max(0, min(lag_max, n_frames - 1)))
-        self.correlations = [ContactCorrelation(n_cat * p.n_molecules, self.lags)
-                             for p in self.partners]
+        pairs = [n_cat * p.n_molecules for p in self.partners]
+        self.correlations = ([ContactCorrelation(n, self.lags) for n in pairs] if residence
+                             else [])
+        self.continuous = [ContinuousContacts(n, n_frames) for n in pairs] if residence else []
         self.tracker = tracker
         n_tracked = n_cat + sum(p.n_molecules for p in self.partners)
         self.msd = MSDAccumulator(n_tracked, self.lags) if tracker is not None else None
+        self.block_msd = (BlockMSD(n_tracked, n_frames, n_blocks, int(self.lags[-1]))
+                          if tracker is not None else None)
+        self.charges = charges if tracker is not None else None
+        self.dipoles: list[NDArray[np.float64]] = []
 
     def _prepare_sites(self) -> None:
         parts = self.partners
@@ -121,12 +162,19 @@ class SolvationAccumulator:
             counts.mean(axis=1), atom_counts.reshape(n_f, n_cat, n_p).mean(axis=1),
             (counts > 0).mean(axis=1), self._pairing_rows(fcm, mol, n_f, blocks),
         ]))
-        for k, (p, corr) in enumerate(zip(self.partners, self.correlations, strict=True)):
+        for k, (p, corr) in enumerate(zip(self.partners, self.correlations, strict=False)):
             mine = part == k
-            local = mol[mine] - self.mol_offset[k]
-            corr.add_frames(fcm[mine] // n_cat, fcm[mine] % n_cat * p.n_molecules + local, n_f)
+            keys = fcm[mine] % n_cat * p.n_molecules + (mol[mine] - self.mol_offset[k])
+            corr.add_frames(fcm[mine] // n_cat, keys, n_f)
+            self.continuous[k].add_frames(fcm[mine] // n_cat, keys, n_f)
+        self.volume_sum += float(np.prod(np.asarray(box, dtype=np.float64), axis=1).sum())
         if self.tracker is not None and self.msd is not None:
-            self.msd.add_chunk(self.tracker.add_chunk(xyz, box))
+            centres = self.tracker.add_chunk(xyz, box)
+            self.msd.add_chunk(centres)
+            if self.block_msd is not None:
+                self.block_msd.add_chunk(centres)
+            if self.charges is not None:
+                self.dipoles.append(np.einsum("fmk,m->fk", centres, self.charges))
         self.n_seen += n_f
 
     def _pairing_rows(self, fcm: NDArray[np.int64], mol: NDArray[np.int64], n_f: int,
@@ -152,71 +200,101 @@ class SolvationAccumulator:
         return np.hstack([cat_frac, an_frac, mean_size[:, None], largest[:, None]])
 
     def conclude(self, dt_ps: float | None) -> dict[str, Any]:
-        """Averages, block errors, shells, clusters, residence and diffusion as plain data."""
+        """Averages with errors, shells, clusters, residence and diffusion as plain data.
+
+        The error keys (``stderr``, ``effective_samples``, ``correlation_time_ps``,
+        ``few_samples``) come from :func:`~solvflow.analysis.stats.error_trees`;
+        residence and diffusion only when ``dt_ps`` is known and they were accumulated.
+        """
         if not self.rows:
             return {}
-        rows = np.vstack(self.rows)
-        blocks = self.blocks[: rows.shape[0]]
-        mean, err = mean_and_stderr(rows, blocks)
+        avg = columns_average(np.vstack(self.rows))
         names = [p.name for p in self.partners]
         n_p = self.n_partners
-
-        def pick(start: int, keys: Sequence[str]) -> tuple[dict[str, float], dict[str, Any]]:
-            sl = range(start, start + len(keys))
-            return ({k: float(mean[i]) for k, i in zip(keys, sl, strict=True)},
-                    {k: err[i] for k, i in zip(keys, sl, strict=True)})
-
-        out: dict[str, Any] = {}
-        stderr: dict[str, Any] = {}
+        tree: dict[str, Any] = {}
         for key, start, labels in (
             ("coordination_numbers", 0, names), ("coordination_numbers_atoms", n_p, names),
             ("paired_fractions", 2 * n_p, names), ("ion_pairing", 3 * n_p, CATION_STATES),
             ("anion_states", 3 * n_p + 3, ANION_STATES),
         ):
-            out[key], stderr[key] = pick(start, labels)
+            tree[key] = dict(zip(labels, avg[start:start + len(labels)], strict=True))
         if not self.has_anions:
-            out["anion_states"] = stderr["anion_states"] = {}
-        shells, shell_err = self.shells.top(self.n_top)
-        out["shells"], stderr["shells"] = shells, shell_err
-        out["clusters"], stderr["clusters"] = self._clusters(mean[-2:], err[-2:])
+            tree["anion_states"] = {}
+        out: dict[str, Any] = {k: {n: a.mean for n, a in v.items()} for k, v in tree.items()}
+        per_bin = self.n_seen / max(len(self.shells.counts), 1)
+        shells, tree["shells"] = self.shells.top(self.n_top)
+        tree["shells"] = [replace(a, frames_per_sample=per_bin) for a in tree["shells"]]
+        out["shells"] = shells
+        out["clusters"], tree["clusters"] = self._clusters(avg[-2:], per_bin)
+        if self.correlations:
+            g_min = self.exchange_inefficiency()
+            tree = map_averages(tree, lambda a: with_min_inefficiency(a, g_min))
+            out["inefficiency_floor_frames"] = g_min
+        if dt_ps is not None and self.correlations:
+            (out["residence_times_ps"], out["residence_correlation"],
+             out["residence_times_continuous_ps"],
+             out["residence_correlation_continuous"]) = self._residence(dt_ps)
         if dt_ps is not None:
-            out["residence_times_ps"], out["residence_correlation"] = self._residence(dt_ps)
-            out["diffusion"] = self._diffusion(dt_ps)
-        out["stderr"] = stderr
+            out["diffusion"] = self._diffusion(dt_ps)  # {} when not accumulated
+        out.update(error_trees(tree, dt_ps))
         return out
 
-    def _clusters(self, mean: NDArray[np.float64], err: Sequence[float | None],
+    def exchange_inefficiency(self) -> float:
+        """``1 + 2 tau`` (frames) of the slowest shell exchange (intermittent 1/e time).
+
+        A partner whose correlation stays above 1/e up to the longest lag counts as
+        that lag (a lower bound); a partner never in any shell does not count.
+        """
+        taus = []
+        for corr in self.correlations:
+            lags, c = corr.correlation()
+            if lags.size < 2 or not np.all(np.isfinite(c)):
+                continue
+            tau = residence_time(lags, c, 1.0)
+            taus.append(float(lags[-1]) if tau is None else tau)
+        return 1.0 + 2.0 * max(taus, default=0.0)
+
+    def _clusters(self, avg: Sequence[TimeAverage], per_bin: float,
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
         hist = self.cluster_hist
         total = hist.sum(axis=0)
         sizes = np.nonzero(total)[0]
         used = hist.sum(axis=1) > 0
-        frac = hist[used] / hist[used].sum(axis=1, keepdims=True)
-        ions = hist[used] * np.arange(hist.shape[1])
-        ion_frac = ions / ions.sum(axis=1, keepdims=True)
+        clusters = hist[used]
+        ions = clusters * np.arange(hist.shape[1])
+        n_clusters, n_ions = clusters.sum(axis=1), ions.sum(axis=1)
         all_ions = total * np.arange(hist.shape[1])
         data = {
             "size_distribution": {str(s): float(total[s] / total.sum()) for s in sizes},
             "ion_fraction_by_size": {str(s): float(all_ions[s] / all_ions.sum()) for s in sizes},
-            "mean_size": float(mean[0]),
-            "mean_largest_size": float(mean[1]),
+            "mean_size": float(avg[0].mean),
+            "mean_largest_size": float(avg[1].mean),
         }
+
+        def binned(a: NDArray[np.float64], b: NDArray[np.float64]) -> TimeAverage:
+            return replace(ratio_average(a, b), frames_per_sample=per_bin)
+
         errors = {
-            "size_distribution": {str(s): block_stderr(frac[:, s]) for s in sizes},
-            "ion_fraction_by_size": {str(s): block_stderr(ion_frac[:, s]) for s in sizes},
-            "mean_size": err[0], "mean_largest_size": err[1],
+            "size_distribution": {str(s): binned(clusters[:, s], n_clusters) for s in sizes},
+            "ion_fraction_by_size": {str(s): binned(ions[:, s], n_ions) for s in sizes},
+            "mean_size": avg[0], "mean_largest_size": avg[1],
         }
         return data, errors
 
-    def _residence(self, dt_ps: float) -> tuple[dict[str, float | None], dict[str, Any]]:
+    def _residence(self, dt_ps: float) -> tuple[dict[str, float | None], dict[str, Any],
+                                                dict[str, float | None], dict[str, Any]]:
+        """Intermittent and continuous residence times (ps) and their correlation curves."""
         times: dict[str, float | None] = {}
         curves: dict[str, Any] = {}
-        for p, corr in zip(self.partners, self.correlations, strict=True):
-            lags, c = corr.correlation()
-            times[p.name] = residence_time(lags, c, dt_ps) if lags.size > 1 else None
-            curves[p.name] = {"lag_ps": (lags * dt_ps).tolist(),
+        times_c: dict[str, float | None] = {}
+        curves_c: dict[str, Any] = {}
+        for p, corr, cont in zip(self.partners, self.correlations, self.continuous, strict=True):
+            for (lags, c), t, cv in ((corr.correlation(), times, curves),
+                                     (cont.correlation(self.lags), times_c, curves_c)):
+                t[p.name] = residence_time(lags, c, dt_ps) if lags.size > 1 else None
+                cv[p.name] = {"lag_ps": (lags * dt_ps).tolist(),
                               "C": [None if not np.isfinite(v) else float(v) for v in c]}
-        return times, curves
+        return times, curves, times_c, curves_c
 
     def _diffusion(self, dt_ps: float) -> dict[str, Any]:
         if self.msd is None or self.lags[-1] < 2:
@@ -224,8 +302,17 @@ class SolvationAccumulator:
         groups = [self.cation, *self.partners]
         offsets = np.cumsum([0] + [g.n_molecules for g in groups])
         return {g.name: diffusion_with_error(self.msd, np.arange(offsets[k], offsets[k + 1]),
-                                             dt_ps)
+                                             dt_ps, self.block_msd)
                 for k, g in enumerate(groups)}
+
+    def dipole(self) -> NDArray[np.float64]:
+        """Translational dipole ``sum_i z_i r_i(t)`` per frame, shape (n_frames, 3), e nm."""
+        return np.vstack(self.dipoles) if self.dipoles else np.zeros((0, 3))
+
+    @property
+    def mean_volume_nm3(self) -> float:
+        """Mean box volume of the frames added, nm^3."""
+        return self.volume_sum / max(self.n_seen, 1)
 
 
 def _per_frame_fractions(states: NDArray[np.int64], n_frames: int, n_items: int,

@@ -4,7 +4,10 @@
 distances normalised by the ideal-gas expectation
 ``n_cations * n_sites_p / V * 4/3 pi (r_hi^3 - r_lo^3)`` summed over frames
 (pairs within one residue are excluded). The running coordination number
-``n(r)`` is the mean number of sites within ``r`` of a cation.
+``n(r)`` is the mean number of sites within ``r`` of a cation. The range is
+``R_MAX_NM`` (1 nm) or just below half the shortest edge of the smallest box
+among the frames added, whichever is less (a shrinking NPT box narrows it
+during the pass instead of failing).
 
 Cutoff: the RDF is smoothed with a Gaussian (sigma ``SMOOTH_SIGMA_NM``); the
 first peak is the first local maximum with ``g >= MIN_PEAK`` (2); the

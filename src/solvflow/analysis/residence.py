@@ -15,7 +15,7 @@ short).
 
 Streaming: the contacts of the last ``max_lag`` frames are kept as sorted
 integer keys ``frame * n_pairs + pair``; each chunk is compared with the
-history by one ``searchsorted`` per lag. Memory grows with ``max_lag`` and
+history by a merge per lag (numba kernel). Memory grows with ``max_lag`` and
 the number of contacts, not with trajectory length.
 """
 
@@ -78,25 +78,9 @@ class ContactCorrelation:
         chunk = (t0 + frame) * self.n_pairs + keys
         self.sizes.extend(np.bincount(frame, minlength=n_frames).tolist())
         pool = np.concatenate([self._history, chunk])
-        if kernels.enabled():
-            kernels.overlap_kernel(pool, chunk, self.lags, self.n_pairs, self.overlap)
-        else:
-            self._overlap_numpy(pool, chunk)
+        kernels.overlap_kernel(pool, chunk, self.lags, self.n_pairs, self.overlap)
         oldest = len(self.sizes) - int(self.lags[-1])
         self._history = pool[pool >= oldest * self.n_pairs]
-
-    def _overlap_numpy(self, pool: NDArray[np.int64], chunk: NDArray[np.int64]) -> None:
-        """Add ``|S(t) & S(t+lag)|`` of the new frames (binary searches in ``pool``)."""
-        for li, lag in enumerate(self.lags):
-            if chunk.size == 0:
-                break
-            query = chunk - lag * self.n_pairs
-            lo, hi = np.searchsorted(pool, [query[0], query[-1]], side="left")
-            window = pool[lo:hi + 1]  # the only part of the pool the query can match
-            if window.size == 0:
-                continue
-            idx = np.minimum(np.searchsorted(window, query), window.size - 1)
-            self.overlap[li] += np.count_nonzero(window[idx] == query)
 
     def correlation(self) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Lags (frames) with at least one origin and the normalised C(lag)."""
@@ -125,3 +109,69 @@ def residence_time(lags: NDArray[np.int64], corr: NDArray[np.float64],
     k = below[0]
     x0, x1, y0, y1 = lags[k - 1], lags[k], corr[k - 1], corr[k]
     return float((x0 + (y0 - threshold) / (y0 - y1) * (x1 - x0)) * dt_ps)
+
+
+class ContinuousContacts:
+    """Run lengths of unbroken contacts, chunk by chunk (continuous residence).
+
+    Parameters
+    ----------
+    n_pairs : int
+        Number of possible (cation, molecule) pairs.
+    n_frames : int
+        Analysed frames that will be added (longest possible run).
+    """
+
+    def __init__(self, n_pairs: int, n_frames: int) -> None:
+        self.n_pairs = int(n_pairs)
+        self.run_hist = np.zeros(n_frames + 1, dtype=np.int64)  # closed runs by length
+        self.sizes = np.zeros(n_frames, dtype=np.int64)  # contacts per frame
+        self._open_start = np.full(self.n_pairs, -1, dtype=np.int64)
+        self._open_keys = np.zeros(0, dtype=np.int64)
+        self.n_seen = 0
+
+    def add_frames(self, frame: NDArray[np.int64], keys: NDArray[np.int64],
+                   n_frames: int) -> None:
+        """Add ``n_frames`` consecutive frames (same flat arrays as ContactCorrelation)."""
+        t0, t1 = self.n_seen, self.n_seen + n_frames
+        g = t0 + np.asarray(frame, dtype=np.int64)
+        k = np.asarray(keys, dtype=np.int64)
+        self.sizes[t0:t1] = np.bincount(frame, minlength=n_frames)[:n_frames]
+        order = np.lexsort((g, k))
+        k, g = k[order], g[order]
+        new = np.ones(k.size, dtype=bool)
+        new[1:] = (k[1:] != k[:-1]) | (g[1:] != g[:-1] + 1)
+        last = np.append(new[1:], True) if k.size else new
+        seg_key, seg_start, seg_end = k[new], g[new], g[last]
+        carried = (seg_start == t0) & (self._open_start[seg_key] >= 0)
+        seg_start[carried] = self._open_start[seg_key[carried]]
+        stopped = self._open_keys[~np.isin(self._open_keys, seg_key[carried])]
+        self._close(t0 - self._open_start[stopped])
+        self._open_start[self._open_keys] = -1
+        still = seg_end == t1 - 1
+        self._close(seg_end[~still] - seg_start[~still] + 1)
+        self._open_keys = seg_key[still]
+        self._open_start[self._open_keys] = seg_start[still]
+        self.n_seen = t1
+
+    def _close(self, lengths: NDArray[np.int64]) -> None:
+        if lengths.size:
+            self.run_hist += np.bincount(lengths, minlength=self.run_hist.size)
+
+    def correlation(self, lags: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Lags (frames, those below the frames seen) and C_c(lag); NaN without contacts."""
+        n = self.n_seen
+        hist = self.run_hist[: n + 1].copy()
+        open_len = n - self._open_start[self._open_keys]
+        hist += np.bincount(open_len, minlength=hist.size)[: hist.size]
+        lags = np.asarray(lags, dtype=np.int64)
+        lags = lags[lags < n]
+        length = np.arange(hist.size)
+        # sum_{L > lag} hist[L] * (L - lag) from suffix sums
+        count_above = np.concatenate([np.cumsum(hist[::-1])[::-1], [0]])
+        weight_above = np.concatenate([np.cumsum((hist * length)[::-1])[::-1], [0]])
+        pairs = weight_above[lags + 1] - lags * count_above[lags + 1]
+        cum = np.concatenate([[0], np.cumsum(self.sizes[:n])])
+        denom = cum[n - lags].astype(np.float64)
+        return lags, np.divide(pairs.astype(np.float64), denom,
+                               out=np.full(lags.size, np.nan), where=denom > 0)

@@ -8,6 +8,7 @@ error, not an empty result.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -127,10 +128,36 @@ def iter_chunks(path: Path, topology: md.Topology, frames: FrameRange, chunk: in
         yield part if take == part.n_frames else part[:take]
 
 
-def dcd_frame_interval_ps(path: Path) -> float | None:
-    """Time between stored frames from a DCD header (NSAVC * DELTA), or None if absent.
+# Formats whose frames carry real times in MDTraj (others give frame indices or nothing).
+TIMED_FORMATS = (".xtc", ".trr", ".nc", ".ncdf", ".netcdf", ".h5", ".lh5", ".dtr")
+NO_TIME_STEP = "give the time between analysed frames with --dt-ps (dt_ps=...)"
 
-    MDTraj reports DCD frame times as frame indices, so the header is read directly.
+
+@dataclass(frozen=True)
+class TimeStep:
+    """Time between analysed frames and where it came from.
+
+    Attributes
+    ----------
+    dt_ps : float or None
+        None when unknown.
+    source : str
+        ``"dt_ps"`` (given by the caller, ``--dt-ps``), ``"dcd_header"``,
+        ``"frame_times"`` or ``"unknown"``.
+    reason : str
+        Why it is unknown (empty otherwise).
+    """
+
+    dt_ps: float | None
+    source: str
+    reason: str = ""
+
+
+def dcd_frame_interval_ps(path: Path) -> float | None:
+    """Time between stored frames from a DCD header (NSAVC * DELTA), or None if not trusted.
+
+    MDTraj reports DCD frame times as frame indices, so the header is read directly;
+    see :mod:`solvflow.dcd` for when its time step is trusted.
     """
     try:
         return read_dcd_header(path).frame_interval_ps
@@ -138,12 +165,43 @@ def dcd_frame_interval_ps(path: Path) -> float | None:
         return None
 
 
-def trajectory_time_step_ps(path: Path, times: NDArray[np.floating], step: int) -> float | None:
-    """Time between analysed frames: DCD header x step, else from the frame times."""
-    if path.suffix.lower() == ".dcd":
+def resolve_time_step(path: Path, topology: md.Topology, frames: FrameRange,
+                      dt_ps: float | None = None, n_probe: int = 50) -> TimeStep:
+    """The time between analysed frames: given, else DCD header x step, else frame times.
+
+    Parameters
+    ----------
+    path : Path
+        Trajectory file.
+    topology : mdtraj.Topology
+    frames : FrameRange
+        Analysed frames (the step multiplies the file's frame interval).
+    dt_ps : float, optional
+        Given by the caller: used as it is (must be finite and positive).
+    n_probe : int
+        Analysed frames read to check that the frame times are evenly spaced.
+    """
+    if dt_ps is not None:
+        if not isinstance(dt_ps, (int, float)) or not math.isfinite(dt_ps) or dt_ps <= 0:
+            raise AnalysisInputError(f"dt_ps must be a positive number of ps, got {dt_ps!r}")
+        return TimeStep(float(dt_ps), "dt_ps")
+    suffix = path.suffix.lower()
+    if suffix == ".dcd":
         interval = dcd_frame_interval_ps(path)
-        return None if interval is None else interval * step
-    return time_step_ps(times)
+        if interval is not None:
+            return TimeStep(interval * frames.step, "dcd_header")
+        return TimeStep(None, "unknown", "the DCD header has no real time step (NSAVC=1, "
+                        "DELTA>=1 AKMA: written by a converter such as MDTraj or VMD)")
+    if suffix not in TIMED_FORMATS:
+        return TimeStep(None, "unknown", f"{suffix or 'this'} files carry no frame times")
+    probe = FrameRange(frames.start, min(frames.stop, frames.start + n_probe * frames.step),
+                       frames.step, frames.n_total)
+    times = np.concatenate([np.asarray(part.time, dtype=np.float64)
+                            for part in iter_chunks(path, topology, probe, n_probe)])
+    dt = time_step_ps(times)
+    if dt is None:
+        return TimeStep(None, "unknown", "the frame times are missing, constant or uneven")
+    return TimeStep(dt, "frame_times")
 
 
 def time_step_ps(times: NDArray[np.floating]) -> float | None:

@@ -13,23 +13,26 @@ the last ``max_lag`` frames, so memory does not grow with trajectory length).
 ``D = slope / 6`` of a least-squares line through MSD(tau) for tau in the
 fit window ``[FIT_START, FIT_END] * max_lag`` (default 20 %-100 % of the
 longest lag, which itself defaults to half the analysed time). Its standard
-error comes from fitting 5 disjoint subsets of the molecules separately
-(``std(ddof=1)/sqrt(5)``). No finite-size (Yeh-Hummer) correction and no
-removal of centre-of-mass drift are applied.
+error comes from **time blocks** (:class:`BlockMSD`): the analysed frames are
+split into ``n_blocks`` (5) contiguous blocks, D is fitted in each block on
+its own MSD (lags up to half the shortest block, same 20 %-100 % window) and
+``stderr = std(D_blocks, ddof=1) / sqrt(n_blocks)``. Blocks are independent
+stretches of time, so the error includes time correlation (molecule subsets
+of one run would not). No finite-size (Yeh-Hummer) correction and no removal
+of centre-of-mass drift are applied.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import sparse
 
 from solvflow.analysis import kernels
+from solvflow.analysis.residence import lag_grid
+from solvflow.analysis.stats import block_of_frames, block_stderr
 
 FIT_START, FIT_END = 0.2, 1.0
-N_SUBSETS = 5
 NM2_PS_TO_M2_S = 1e-6
-_XYZ32 = np.dtype((np.void, 12))  # one (x, y, z) float32 record
 
 
 class CentreTracker:
@@ -50,9 +53,13 @@ class CentreTracker:
         n_mol = int(atom_molecule.max()) + 1
         total = np.bincount(atom_molecule, weights=masses, minlength=n_mol)
         weights = masses / total[atom_molecule]
-        self.com = sparse.csr_matrix((weights, (atom_molecule, np.arange(atoms.size))),
-                                     shape=(n_mol, atoms.size))
-        self.com32 = self.com.astype(np.float32)  # for per-frame displacements
+        # centre-of-mass weights as a CSR matrix (molecules x used atoms, atoms in order)
+        order = np.argsort(atom_molecule, kind="stable")
+        self.indptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(atom_molecule, minlength=n_mol))]).astype(np.int64)
+        self.indices = order.astype(np.int64)
+        self.weights = weights[order]
+        self.weights32 = self.weights.astype(np.float32)  # for per-frame displacements
         first = np.full(n_mol, atoms.size, dtype=np.int64)
         np.minimum.at(first, atom_molecule, np.arange(atoms.size))
         self.first_atom = first[atom_molecule]
@@ -81,63 +88,24 @@ class CentreTracker:
             p0 = np.asarray(xyz[0] if all_atoms else xyz[0, self.atoms], dtype=np.float32)
             b0 = box[0].astype(np.float32)
             first = p0 - b0 * np.rint((p0 - p0[self.first_atom]) / b0)
-            self._last_unwrapped = self.com @ first.astype(np.float64)
+            self._last_unwrapped = kernels.csr_matvec_kernel(
+                self.indptr, self.indices, self.weights, first.astype(np.float64))
             self._last_wrapped = p0
-        if kernels.enabled():
-            return self._add_compiled(xyz, box, all_atoms)
-        pos = np.asarray(xyz if all_atoms else xyz[:, self.atoms], dtype=np.float32)
-        b = box[:, None, :].astype(np.float32)
-        n_frames = pos.shape[0]
-        steps = np.empty(pos.shape, dtype=np.float32)  # frame-major, contiguous subtractions
-        np.subtract(pos[0], self._last_wrapped, out=steps[0])
-        np.subtract(pos[1:], pos[:-1], out=steps[1:])
-        _minimum_image(steps, b)
-        # atom-major (n_atoms, n_frames, 3) for the sparse product: one transposing copy of
-        # 12-byte (x, y, z) records
-        steps = np.ascontiguousarray(steps.view(_XYZ32).reshape(n_frames, -1).T)
-        moves = (self.com32 @ steps.view(np.float32).reshape(self.atoms.size, -1)
-                 ).astype(np.float64)
-        unwrapped = self._last_unwrapped + np.cumsum(
-            moves.reshape(-1, n_frames, 3).transpose(1, 0, 2), axis=0)
-        self._last_wrapped = pos[-1]
-        self._last_unwrapped = unwrapped[-1]
-        return unwrapped
+        return self._add_compiled(xyz, box, all_atoms)
 
     def _add_compiled(self, xyz: NDArray[np.floating], box: NDArray[np.float64],
                       all_atoms: bool) -> NDArray[np.float64]:
-        """:meth:`add_chunk` after the first frame by the numba kernel (identical centres)."""
+        """:meth:`add_chunk` after the first frame, by the numba kernel."""
         pos = np.ascontiguousarray(xyz, dtype=np.float32)
         b = np.ascontiguousarray(box, dtype=np.float32).reshape(-1, 3)
         last = np.array(self._last_wrapped, dtype=np.float32, order="C")  # updated in place
-        com = self.com32
         unwrapped = kernels.unwrap_kernel(
-            pos, self.atoms, all_atoms, last, b, np.float32(0.49) * b.min(), com.indptr,
-            com.indices, com.data, np.ascontiguousarray(self._last_unwrapped, dtype=np.float64))
+            pos, self.atoms, all_atoms, last, b, np.float32(0.49) * b.min(), self.indptr,
+            self.indices, self.weights32,
+            np.ascontiguousarray(self._last_unwrapped, dtype=np.float64))
         self._last_wrapped = last
         self._last_unwrapped = unwrapped[-1]
         return unwrapped
-
-
-def _minimum_image(steps: NDArray[np.float32], b: NDArray[np.float32]) -> None:
-    """In place: ``steps -= b * rint(steps / b)`` (the minimum-image correction).
-
-    ``steps`` (n_frames, n_atoms, 3) float32 nm, ``b`` (n_frames, 1, 3) float32 nm. Only
-    entries with ``|step| > 0.49 * min(b)`` can change (elsewhere ``rint`` gives 0), so the
-    correction is applied to those alone, with the same float32 operations.
-    """
-    limit = np.float32(0.49) * b.min()
-    flat = steps.reshape(-1)
-    idx = np.flatnonzero((flat > limit) | (flat < -limit))
-    if idx.size == 0:
-        return
-    per_frame = steps.shape[1] * 3
-    edge = b.reshape(-1, 3)[idx // per_frame, idx % 3]
-    value = flat[idx]
-    shift = value / edge
-    np.rint(shift, out=shift)
-    shift *= edge
-    value -= shift
-    flat[idx] = value
 
 
 class MSDAccumulator:
@@ -159,19 +127,7 @@ class MSDAccumulator:
         """Add unwrapped centres, shape (n_frames, n_molecules, 3), nm."""
         pool = np.concatenate([self._ring, centres])
         h = self._ring.shape[0]
-        if kernels.enabled():
-            kernels.msd_kernel(pool, h, self.lags, self.sq_sum, self.origins)
-            self._ring = pool[-int(self.lags[-1]):] if self.lags[-1] > 0 else pool[:0]
-            return
-        for li, lag in enumerate(self.lags):
-            if lag == 0:
-                continue
-            first = max(h, int(lag))
-            if first >= pool.shape[0]:
-                continue
-            disp = pool[first:] - pool[first - lag: pool.shape[0] - lag]
-            self.sq_sum[li] += np.einsum("fmk,fmk->m", disp, disp)
-            self.origins[li] += pool.shape[0] - first
+        kernels.msd_kernel(pool, h, self.lags, self.sq_sum, self.origins)
         self._ring = pool[-int(self.lags[-1]):] if self.lags[-1] > 0 else pool[:0]
 
     def msd(self, molecules: NDArray[np.int64] | slice = slice(None)) -> NDArray[np.float64]:
@@ -191,23 +147,71 @@ def fit_diffusion(lags_ps: NDArray[np.float64], msd_nm2: NDArray[np.float64],
     return float(slope / 6.0)
 
 
+class BlockMSD:
+    """MSD sums of each contiguous time block, fed by the same chunks as the main MSD.
+
+    Parameters
+    ----------
+    n_molecules : int
+    n_frames : int
+        Analysed frames that will be added.
+    n_blocks : int
+    max_lag : int
+        Longest lag of the main MSD; a block uses at most half its own length.
+    """
+
+    def __init__(self, n_molecules: int, n_frames: int, n_blocks: int, max_lag: int) -> None:
+        self.blocks = block_of_frames(n_frames, n_blocks)
+        shortest = int(np.bincount(self.blocks).min()) if n_frames else 0
+        self.lags = lag_grid(max(0, min(max_lag, shortest // 2)))
+        self.n_molecules = n_molecules
+        self.done: list[MSDAccumulator] = []
+        self.n_seen = 0
+
+    def add_chunk(self, centres: NDArray[np.float64]) -> None:
+        """Add unwrapped centres, shape (n_frames, n_molecules, 3), nm (consecutive frames)."""
+        n_f = centres.shape[0]
+        which = self.blocks[self.n_seen:self.n_seen + n_f]
+        for block in np.unique(which).tolist():
+            while len(self.done) <= block:
+                if self.done:
+                    self.done[-1]._ring = self.done[-1]._ring[:0]  # block over: free the ring
+                self.done.append(MSDAccumulator(self.n_molecules, self.lags))
+            self.done[block].add_chunk(centres[which == block])
+        self.n_seen += n_f
+
+    def block_d(self, molecules: NDArray[np.int64], dt_ps: float) -> list[float | None]:
+        """D (nm^2/ps) of ``molecules`` in every block (None where it cannot be fitted)."""
+        if self.lags[-1] < 2:
+            return []
+        lags_ps = self.lags.astype(np.float64) * dt_ps
+        window = (FIT_START * lags_ps[-1], FIT_END * lags_ps[-1])
+        return [fit_diffusion(lags_ps, acc.msd(molecules), window) for acc in self.done]
+
+    def fit_window_ps(self, dt_ps: float) -> list[float]:
+        """The blocks' fit window in ps."""
+        top = float(self.lags[-1]) * dt_ps
+        return [FIT_START * top, FIT_END * top]
+
+
 def diffusion_with_error(acc: MSDAccumulator, molecules: NDArray[np.int64], dt_ps: float,
-                         ) -> dict[str, object]:
-    """D (nm^2/ps and m^2/s), its subset standard error, the fit window and the MSD curve."""
+                         blocks: BlockMSD | None = None) -> dict[str, object]:
+    """D (nm^2/ps and m^2/s), its time-block standard error, the fit window and the MSD curve."""
     lags_ps = acc.lags.astype(np.float64) * dt_ps
     max_lag_ps = float(lags_ps[-1])
     window = (FIT_START * max_lag_ps, FIT_END * max_lag_ps)
     curve = acc.msd(molecules)
     d = fit_diffusion(lags_ps, curve, window)
-    subsets = [s for s in np.array_split(molecules, N_SUBSETS) if s.size]
-    ds = [fit_diffusion(lags_ps, acc.msd(s), window) for s in subsets]
-    finite = [x for x in ds if x is not None]
-    err = (float(np.std(finite, ddof=1) / np.sqrt(len(finite)))
-           if len(finite) >= 2 else None)
+    per_block = blocks.block_d(molecules, dt_ps) if blocks is not None else []
+    err = block_stderr([np.nan if x is None else x for x in per_block])
     return {
         "D_nm2_ps": d,
         "D_m2_s": None if d is None else d * NM2_PS_TO_M2_S,
         "stderr_nm2_ps": err,
+        "stderr_m2_s": None if err is None else err * NM2_PS_TO_M2_S,
+        "stderr_method": f"{len(per_block)} time blocks",
+        "block_D_nm2_ps": per_block,
+        "block_fit_window_ps": blocks.fit_window_ps(dt_ps) if blocks is not None else None,
         "fit_window_ps": [window[0], window[1]],
         "lag_ps": lags_ps.tolist(),
         "msd_nm2": [None if not np.isfinite(v) else float(v) for v in curve],

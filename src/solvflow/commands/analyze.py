@@ -73,7 +73,9 @@ def _run(args: argparse.Namespace) -> int:
             box_nm=args.box_nm,
             start=args.start, stop=args.stop, step=args.step,
             chunk=args.chunk, rdf_frames=args.rdf_frames, n_blocks=args.blocks,
-            dt_ps=args.dt_ps, diffusion=not args.no_diffusion,
+            dt_ps=args.dt_ps, diffusion=_flag(args.diffusion, args.no_diffusion, "diffusion"),
+            residence=True if args.residence else None, charges=_charges(args.charge),
+            charge_scale=args.charge_scale, temperature_K=args.temperature_k,
         )
     result.write_json(output)
     print(summary(result.to_dict()))
@@ -84,25 +86,92 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flag(on: bool, off: bool, what: str) -> bool | None:
+    if on and off:
+        raise AnalysisInputError(f"--{what} and --no-{what} contradict each other")
+    return True if on else (False if off else None)
+
+
+def _charges(items: list[str] | None) -> dict[str, float] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise AnalysisInputError(f"--charge must be NAME=Z (e.g. FSI=-1), got {item!r}")
+    return out
+
+
+def _pm(data: dict[str, Any], group: str, key: str, fmt: str = ".3f") -> str:
+    """``value +- stderr (n_eff N)``, or the value with the unreliable-error flag."""
+    value = data[group][key]
+    err = data["stderr"].get(group, {}).get(key)
+    n_eff = (data.get("effective_samples") or {}).get(group, {}).get(key)
+    if f"{group}.{key}" in (data.get("few_samples") or []):
+        return f"{value:{fmt}} (n_eff < 10: error bar unreliable; n_eff {n_eff:.1f})"
+    text = f"{value:{fmt}}" + (f" +- {err:{fmt}}" if err is not None else "")
+    return text + (f" (n_eff {n_eff:.0f})" if n_eff is not None else "")
+
+
 def summary(data: dict[str, Any]) -> str:
-    """A few lines: cutoffs, coordination numbers, SSIP/CIP/AGG with errors."""
-    err = data["stderr"]
-
-    def pm(value: float, e: float | None) -> str:
-        return f"{value:.3f}" + (f" +- {e:.3f}" if e is not None else "")
-
+    """Cutoffs, coordination numbers, pairing, residence, diffusion, conductivity with errors."""
     lines = _provenance_lines(data) + [f"cation   {data['cation']}   frames {data['n_frames']} "
-                                       f"{data['frames_used']}"]
+                                       f"{data['frames_used']}", _time_step_line(data)]
     for name, cut in data["cutoffs_nm"].items():
         lines.append(f"{name:<8} cutoff {cut:.3f} nm ({data['cutoff_source'][name]})  CN "
-                     f"{pm(data['coordination_numbers'][name], err['coordination_numbers'][name])}")
-    lines.append("pairing  " + "  ".join(f"{k} {pm(v, err['ion_pairing'][k])}"
-                                         for k, v in data["ion_pairing"].items()))
+                     f"{_pm(data, 'coordination_numbers', name)}")
+    lines.append("pairing  " + "  ".join(f"{k} {_pm(data, 'ion_pairing', k)}"
+                                         for k in data["ion_pairing"]))
     if data.get("anion_states"):
-        lines.append("anions   " + "  ".join(f"{k} {pm(v, err['anion_states'][k])}"
-                                             for k, v in data["anion_states"].items()))
-    lines += _caveats(data)
+        lines.append("anions   " + "  ".join(f"{k} {_pm(data, 'anion_states', k)}"
+                                             for k in data["anion_states"]))
+    lines += _transport_lines(data) + _caveats(data)
     return "\n".join(lines)
+
+
+def _time_step_line(data: dict[str, Any]) -> str:
+    source = {"dt_ps": "--dt-ps", "dcd_header": "DCD header", "frame_times": "frame times"}
+    dt = data.get("timestep_ps")
+    if dt is None:
+        return "time     step unknown: no residence times, diffusion or conductivity (--dt-ps)"
+    return f"time     step {dt:g} ps ({source.get(data.get('timestep_source') or '', '?')})"
+
+
+def _num(value: float | None, err: float | None, unit: str, fmt: str = ".3g") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:{fmt}}" + (f" +- {err:{fmt}}" if err is not None else "") + f" {unit}"
+
+
+def _transport_lines(data: dict[str, Any]) -> list[str]:
+    """Residence times, diffusion and conductivity (when computed), with their errors."""
+    lines = []
+    inter = data.get("residence_times_ps") or {}
+    cont = data.get("residence_times_continuous_ps") or {}
+    for name in inter:
+        lines.append(f"tau      {name}: intermittent {_num(inter[name], None, 'ps')}, "
+                     f"continuous {_num(cont.get(name), None, 'ps')}")
+    for name, d in (data.get("diffusion") or {}).items():
+        lines.append(f"D        {name}: {_num(d.get('D_m2_s'), d.get('stderr_m2_s'), 'm^2/s')}"
+                     f" ({d.get('stderr_method', '')})")
+    cond = data.get("conductivity") or {}
+    if "note" in cond:
+        lines.append(f"sigma    not computed: {cond['note']}")
+    for key, label in (("nernst_einstein", "Nernst-Einstein"),
+                       ("einstein_helfand", "Einstein-Helfand")):
+        if key in cond:
+            c = cond[key]
+            raw = _num(c["scaled_charges_S_m"], c["stderr_scaled_charges_S_m"], "S/m")
+            formal = _num(c["formal_charges_S_m"], c["stderr_formal_charges_S_m"], "S/m")
+            lines.append(f"sigma    {label}: {raw} with scaled charges (s="
+                         f"{cond['charge_scale']:g}, as simulated); {formal} rescaled to "
+                         "formal charges")
+    return lines
 
 
 def _provenance_lines(data: dict[str, Any]) -> list[str]:
@@ -126,18 +195,23 @@ def _provenance_lines(data: dict[str, Any]) -> list[str]:
 
 
 def _caveats(data: dict[str, Any]) -> list[str]:
-    """Honest warnings: block errors are lower bounds when shells outlive a block."""
+    """Honest warnings: unknown time step, too few independent samples, slow shells."""
+    out = []
+    if data.get("note"):
+        out.append(f"note     {data['note']}")
+    few = data.get("few_samples") or []
+    if few:
+        shown = ", ".join(few[:6]) + (f" and {len(few) - 6} more" if len(few) > 6 else "")
+        out.append(f"note     n_eff < 10 for {shown}: their error bars are unreliable; "
+                   "run longer")
     simulated = data.get("simulated_time_ps")
-    n_blocks = data.get("n_blocks") or 1
     residence = data.get("residence_times_ps") or {}
-    if simulated is None:
-        return ["note     no time step: residence times and diffusion not computed"]
-    block_ps = simulated / n_blocks
-    slow = [name for name, tau in residence.items() if tau is None or tau > block_ps]
-    if not slow:
-        return []
-    return [f"note     shells of {', '.join(slow)} persist longer than one block "
-            f"({block_ps:.3g} ps): the +- block errors are lower bounds; run longer"]
+    slow = [name for name, tau in residence.items()
+            if simulated is not None and (tau is None or tau > simulated / 10)]
+    if slow:
+        out.append(f"note     shells of {', '.join(slow)} persist longer than a tenth of the "
+                   "run: correlation times (and errors) may be underestimated; run longer")
+    return out
 
 
 def register(subparsers: Any) -> None:
@@ -163,12 +237,28 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--stop", type=int, help="stop before this frame (default: end)")
     parser.add_argument("--step", type=int, help="analyse every STEP-th frame (default 1)")
     parser.add_argument("--dt-ps", type=float,
-                        help="time between analysed frames in ps (default: from the file)")
+                        help="time between analysed frames in ps (default: a DCD header with a "
+                             "real time step, or XTC/TRR/NetCDF/H5 frame times; else unknown "
+                             "and residence/diffusion are skipped)")
     parser.add_argument("--chunk", type=int, default=100, help="frames read at a time")
     parser.add_argument("--rdf-frames", type=int, default=200,
                         help="frames sampled for RDFs and cutoffs (default 200)")
-    parser.add_argument("--blocks", type=int, default=5, help="blocks for standard errors")
+    parser.add_argument("--blocks", type=int, default=5,
+                        help="time blocks for the diffusion and conductivity errors")
+    parser.add_argument("--diffusion", action="store_true",
+                        help="require diffusion and conductivity (error if the time step is "
+                             "unknown)")
     parser.add_argument("--no-diffusion", action="store_true", help="skip the MSD")
+    parser.add_argument("--residence", action="store_true",
+                        help="require residence times (error if the time step is unknown)")
+    parser.add_argument("--charge", action="append", metavar="NAME=Z",
+                        help="formal charge of an ion species, for the conductivity of a "
+                             "trajectory file (repeatable; a run directory has them)")
+    parser.add_argument("--charge-scale", type=float, metavar="S",
+                        help="ionic charge scale used in the simulation (default: the run "
+                             "directory's, else 1)")
+    parser.add_argument("--temperature-k", type=float, metavar="K",
+                        help="temperature for the conductivity (default: the run directory's)")
     parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     parser.add_argument("-o", "--output", metavar="JSON",
                         help="analysis.json to write (default: RUNDIR/analysis.json); plots "
