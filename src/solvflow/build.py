@@ -2,7 +2,8 @@
 
 The box is cubic and periodic (Packmol's ``pbc``), packed with a 2.0 A
 tolerance between atoms of different molecules, including across the
-periodic boundary. Everything random is seeded: the same seed gives the same
+periodic boundary, from a random, dissociated or paired starting state
+(:mod:`solvflow.start_states`). Everything random is seeded: the same seed gives the same
 box (same RDKit and Packmol versions).
 
 The run directory is written under a temporary name beside the target and
@@ -16,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +28,12 @@ from numpy.typing import NDArray
 
 from solvflow import __version__
 from solvflow.composition import Composition, compose
-from solvflow.errors import BuildError, InputError, OutputExistsError, PackmolError
+from solvflow.errors import BuildError, InputError, OutputExistsError
+from solvflow.packing import PACKMOL_TOLERANCE_A, pack, structure_of
 from solvflow.spec import SystemSpec, load_system
 from solvflow.species import Species, add_residue, atom_names, molecule, site_indices
+from solvflow.start_states import StartState, check_start, pack_start, resolve_start
 
-PACKMOL_TOLERANCE_A = 2.0
 PDB_ATOM_LIMIT = 99_999
 MAX_DENSITY_G_CM3 = 2.5
 
@@ -61,6 +62,8 @@ def build(
     write_system: bool = True,
     cutoff_nm: float | None = None,
     packmol_nloop: int | None = None,
+    start: str = "random",
+    start_distance_nm: float | None = None,
 ) -> BuildResult:
     """Build the box for ``system`` at one composition into the run directory ``output``.
 
@@ -88,6 +91,14 @@ def build(
     packmol_nloop : int, optional
         Cap on Packmol's optimisation loops (default: Packmol's own), so an
         impossible box fails sooner.
+    start : str
+        Starting state (see :mod:`solvflow.start_states`): ``"random"``
+        (default), ``"dissociated"`` (no anion site within
+        ``start_distance_nm``, default 0.5 nm, of any cation) or ``"paired"``
+        (every cation in contact with one anion, at ``start_distance_nm``,
+        default the cation's first-shell distance). Salt solutions only.
+    start_distance_nm : float, optional
+        See ``start`` (nm).
 
     Returns
     -------
@@ -95,6 +106,7 @@ def build(
     """
     spec = load_system(system)
     seed = _check_seed(seed)
+    start_state = resolve_start(start, start_distance_nm, spec)
     settings = system_settings(spec.charge_scale if charge_scale is None else charge_scale,
                                cutoff_nm)
     scale = settings.charge_scale
@@ -116,11 +128,12 @@ def build(
     try:
         species = [spec.get(name) for name in comp.counts]
         scratch = Path(tempfile.mkdtemp(prefix="packmol-", dir=staging))
-        topology, positions = pack_box(species, comp, seed=seed, workdir=scratch,
-                                       nloop=packmol_nloop)
+        topology, positions, start_record = pack_box(species, comp, seed=seed, workdir=scratch,
+                                                     nloop=packmol_nloop, start=start_state)
         shutil.rmtree(scratch)
         topology_file = write_topology(staging, topology, positions)
-        resolved = spec_document(spec, comp, species, seed=seed, charge_scale=scale)
+        resolved = spec_document(spec, comp, species, seed=seed, charge_scale=scale,
+                                 start=start_record)
         (staging / "spec.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
         if write_system:
             from solvflow.forcefield import write_system as write_system_xml
@@ -196,22 +209,34 @@ def system_settings(charge_scale: float, cutoff_nm: float | None) -> Any:
 
 def pack_box(
     species: list[Species], comp: Composition, *, seed: int, workdir: Path,
-    nloop: int | None = None,
-) -> tuple[Any, NDArray[np.float64]]:
-    """Pack ``comp.counts`` copies of each species into the cubic box.
+    nloop: int | None = None, start: StartState | None = None,
+) -> tuple[Any, NDArray[np.float64], dict[str, Any]]:
+    """Pack ``comp.counts`` copies of each species into the cubic box from ``start``.
 
     Returns
     -------
     topology : openmm.app.Topology
         One chain per species, residues with bonds, periodic box set.
     positions : ndarray, shape (n_atoms, 3), float64, nm
+    start : dict
+        The starting state made and what was measured on ``positions``
+        (spec.yaml's ``start``).
     """
     from openmm import Vec3
     from openmm.app import Topology
 
     molecules = [molecule(sp, seed=seed) for sp in species]
-    coords_a = run_packmol(molecules, [comp.counts[sp.name] for sp in species],
-                           box_nm=comp.box_nm, seed=seed, workdir=workdir, nloop=nloop)
+    counts = [comp.counts[sp.name] for sp in species]
+    minimum_nm = PACKMOL_TOLERANCE_A / 10.0 * 0.95
+    if start is None or start.state == "random":
+        record: dict[str, Any] = {"state": "random"}
+        coords_a = pack([structure_of(mol, n) for mol, n in zip(molecules, counts, strict=True)],
+                        box_nm=comp.box_nm, seed=seed, workdir=workdir, nloop=nloop)
+    else:
+        coords_a, record = pack_start(start, species, molecules, counts, box_nm=comp.box_nm,
+                                      seed=seed, workdir=workdir, nloop=nloop)
+        if start.state == "paired" and start.distance_nm is not None:
+            minimum_nm = min(minimum_nm, 0.95 * start.distance_nm)
     topology = Topology()
     for sp, mol in zip(species, molecules, strict=True):
         chain = topology.addChain()
@@ -220,64 +245,10 @@ def pack_box(
     edge = comp.box_nm
     topology.setPeriodicBoxVectors([Vec3(edge, 0, 0), Vec3(0, edge, 0), Vec3(0, 0, edge)])
     positions = coords_a / 10.0
-    check_min_distance(topology, positions, edge, PACKMOL_TOLERANCE_A / 10.0 * 0.95)
-    return topology, positions
-
-
-def run_packmol(
-    molecules: list[Any], counts: list[int], *, box_nm: float, seed: int, workdir: Path,
-    nloop: int | None = None,
-) -> NDArray[np.float64]:
-    """Run the Packmol binary; return packed coordinates, shape (n_atoms, 3), Angstrom."""
-    from packmol.cli import get_binary_path
-
-    edge_a = box_nm * 10.0
-    lines = [f"tolerance {PACKMOL_TOLERANCE_A}", "filetype xyz", "output packed.xyz",
-             f"seed {seed}", f"pbc 0. 0. 0. {edge_a:.4f} {edge_a:.4f} {edge_a:.4f}"]
-    lines += [f"nloop {nloop}", ""] if nloop else [""]
-    n_total = 0
-    for k, (mol, n) in enumerate(zip(molecules, counts, strict=True)):
-        name = f"species{k}.xyz"
-        _write_xyz(workdir / name, mol)
-        lines += [f"structure {name}", f"  number {n}", "end structure", ""]
-        n_total += n * mol.GetNumAtoms()
-    (workdir / "packmol.inp").write_text("\n".join(lines))
-    timeout = 120 + 0.05 * n_total
-    try:
-        with open(workdir / "packmol.inp") as stdin:
-            proc = subprocess.run([str(get_binary_path())], stdin=stdin, cwd=workdir,
-                                  capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise PackmolError(
-            f"Packmol did not finish packing {sum(counts)} molecules into a {box_nm:.2f} nm box "
-            f"within {timeout:.0f} s; the box is probably too dense (check molar volumes)"
-        ) from None
-    except FileNotFoundError as exc:
-        raise PackmolError(f"the Packmol binary is missing ({exc}); reinstall 'packmol'") from None
-    if proc.returncode != 0 or "Success!" not in proc.stdout:
-        raise PackmolError(
-            f"Packmol could not pack {sum(counts)} molecules into a {box_nm:.3f} nm box with "
-            f"{PACKMOL_TOLERANCE_A} A between molecules (exit status {proc.returncode}): the box "
-            "is too dense for these molecules; check the densities and molar volumes in the "
-            "system file"
-        )
-    return _read_xyz(workdir / "packed.xyz", n_total)
-
-
-def _write_xyz(path: Path, mol: Any) -> None:
-    xyz = mol.GetConformer().GetPositions()
-    rows = [f"{a.GetSymbol()} {x:.5f} {y:.5f} {z:.5f}"
-            for a, (x, y, z) in zip(mol.GetAtoms(), xyz, strict=True)]
-    path.write_text(f"{len(rows)}\nsolvflow species\n" + "\n".join(rows) + "\n")
-
-
-def _read_xyz(path: Path, n_atoms: int) -> NDArray[np.float64]:
-    lines = path.read_text().splitlines()
-    rows = [line.split()[1:4] for line in lines[2 : 2 + n_atoms]]
-    coords = np.asarray(rows, dtype=np.float64)
-    if coords.shape != (n_atoms, 3):
-        raise PackmolError(f"Packmol wrote {coords.shape[0]} atoms, expected {n_atoms}")
-    return coords
+    check_min_distance(topology, positions, edge, minimum_nm)
+    if record["state"] != "random":
+        record["measured"] = check_start(record, species, counts, positions, edge)
+    return topology, positions, record
 
 
 def check_min_distance(topology: Any, positions_nm: NDArray[np.float64], edge_nm: float,
@@ -324,11 +295,20 @@ def write_topology(rundir: Path, topology: Any, positions_nm: NDArray[np.float64
 
 
 def spec_document(spec: SystemSpec, comp: Composition, species: list[Species], *,
-                  seed: int, charge_scale: float) -> dict[str, Any]:
-    """The resolved ``spec.yaml`` content (see docs/run-directory.md)."""
+                  seed: int, charge_scale: float,
+                  start: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The resolved ``spec.yaml`` content (see docs/run-directory.md).
+
+    ``start`` is the starting-state record of :func:`pack_box` (default random).
+    The input hash covers a non-random start's state and distance; a random
+    start leaves the hash as it was before starting states existed.
+    """
     system = spec.to_dict()
+    start = start or {"state": "random"}
     request = {"system": system, "mode": comp.mode, "requested": comp.requested,
                "n_salt": comp.n_salt, "seed": seed, "charge_scale": charge_scale}
+    if start["state"] != "random":
+        request["start"] = {"state": start["state"], "distance_nm": start["distance_nm"]}
     digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     entries = []
     for sp in species:
@@ -347,6 +327,7 @@ def spec_document(spec: SystemSpec, comp: Composition, species: list[Species], *
         "solvflow_version": __version__,
         "input_hash": f"sha256:{digest}",
         "seed": seed,
+        "start": start,
         "system": system,
         "charge_scale": charge_scale,
         "temperature_K": spec.temperature_K,

@@ -10,7 +10,8 @@ from solvflow.commands.build import add_build_options, build_from_args
 from solvflow.durations import EXIT_RESUMABLE, format_duration, parse_duration
 from solvflow.errors import InputError
 
-_BUILD_ONLY = ("concentration", "molality", "ratio", "n_salt", "charge_scale", "cutoff_nm")
+_BUILD_ONLY = ("concentration", "molality", "ratio", "n_salt", "charge_scale", "cutoff_nm",
+               "start", "start_distance_nm")
 
 
 def _target(args: argparse.Namespace) -> Path:
@@ -57,7 +58,9 @@ def _check_same_build(rundir: Path, args: argparse.Namespace) -> None:
                                    f"{comp.get('requested', float('nan')):g}")
     for option, stored in (("n_salt", comp.get("n_salt")),
                            ("charge_scale", spec.get("charge_scale")),
-                           ("cutoff_nm", spec.get("forcefield", {}).get("cutoff_nm"))):
+                           ("cutoff_nm", spec.get("forcefield", {}).get("cutoff_nm")),
+                           ("start", spec.get("start", {}).get("state", "random")),
+                           ("start_distance_nm", spec.get("start", {}).get("distance_nm"))):
         if getattr(args, option) is not None:
             wanted[option], have[option] = getattr(args, option), stored
     differ = [f"{key} {have[key]} (asked: {wanted[key]})" for key in wanted
