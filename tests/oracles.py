@@ -203,3 +203,12 @@ def contact_overlaps(frames: list[IntArray], lags: IntArray) -> NDArray[np.float
     for li, lag in enumerate(lags):
         out[li] = sum(len(sets[t] & sets[t + lag]) for t in range(len(sets) - lag))
     return out
+
+
+def scipy_components(n_nodes: int, a: IntArray, b: IntArray) -> IntArray:
+    """Component labels of the undirected graph with edges (a, b) by scipy.sparse.csgraph."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(a.size), (a, b)), shape=(n_nodes, n_nodes))
+    return connected_components(graph, directed=False)[1].astype(np.int64)

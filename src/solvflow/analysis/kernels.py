@@ -365,3 +365,53 @@ def overlap_kernel(pool: Any, chunk: Any, lags: Any, n_pairs: int, overlap: Any)
             if pool[j] == target:
                 count += 1
         overlap[li] += count
+
+
+@_njit
+def _root(parent: Any, x: int) -> int:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]  # path halving
+        x = parent[x]
+    return x
+
+
+@_njit
+def components_kernel(n_nodes: int, a: Any, b: Any) -> Any:
+    """Connected components of an undirected graph with edges ``(a[k], b[k])``.
+
+    Returns ``labels`` (n_nodes,) int64: components numbered 0, 1, ... in the order of
+    their smallest node (the numbering of ``scipy.sparse.csgraph.connected_components``).
+    Union-find with path halving and union by smaller root.
+    """
+    parent = np.arange(n_nodes)
+    for k in range(a.size):
+        ra, rb = _root(parent, a[k]), _root(parent, b[k])
+        if ra < rb:
+            parent[rb] = ra
+        elif rb < ra:
+            parent[ra] = rb
+    labels = np.empty(n_nodes, np.int64)
+    n_labels = 0
+    for x in range(n_nodes):
+        r = _root(parent, x)
+        if r == x:  # roots are the smallest node of their component
+            labels[x] = n_labels
+            n_labels += 1
+        else:
+            labels[x] = labels[r]
+    return labels
+
+
+@_njit
+def csr_matvec_kernel(indptr: Any, indices: Any, data: Any, x: Any) -> Any:
+    """``A @ x`` for a CSR matrix (``indptr``, ``indices``, ``data``) and ``x`` (n_cols, 3).
+
+    Float64 sums in stored order per row (as ``scipy.sparse`` forms them); shape (n_rows, 3).
+    """
+    n_rows = indptr.size - 1
+    out = np.zeros((n_rows, 3))
+    for r in range(n_rows):
+        for q in range(indptr[r], indptr[r + 1]):
+            for d in range(3):
+                out[r, d] += data[q] * x[indices[q], d]
+    return out

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from solvflow.analysis import kernels
 
 SSIP, CIP, AGG = 0, 1, 2
 FREE = 0
@@ -85,9 +85,9 @@ def cluster_sizes(
     ndarray of int64, shape (n_clusters,)
         One entry per cluster; ``sum == n_cations + n_anions``.
     """
-    n = n_cations + n_anions
-    graph = coo_matrix((np.ones(cation.size), (cation, n_cations + anion)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = kernels.components_kernel(n_cations + n_anions,
+                                       np.ascontiguousarray(cation, dtype=np.int64),
+                                       np.ascontiguousarray(n_cations + anion, dtype=np.int64))
     return np.bincount(labels).astype(np.int64)
 
 
@@ -102,7 +102,7 @@ def chunk_cluster_sizes(
     cation: NDArray[np.int64], anion: NDArray[np.int64], n_cations: int, n_anions: int,
     n_frames: int,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Cluster sizes of every frame of a chunk with one ``connected_components`` call.
+    """Cluster sizes of every frame of a chunk with one connected-components pass.
 
     Parameters
     ----------
@@ -121,8 +121,9 @@ def chunk_cluster_sizes(
     """
     n_cat, n_an = n_frames * n_cations, n_frames * n_anions
     n = n_cat + n_an
-    graph = coo_matrix((np.ones(cation.size), (cation, n_cat + anion)), shape=(n, n))
-    n_clusters, labels = connected_components(graph, directed=False)
+    labels = kernels.components_kernel(n, np.ascontiguousarray(cation, dtype=np.int64),
+                                       np.ascontiguousarray(n_cat + anion, dtype=np.int64))
+    n_clusters = int(labels.max()) + 1 if n else 0
     node_frame = np.concatenate([np.arange(n_cat) // max(n_cations, 1),
                                  np.arange(n_an) // max(n_anions, 1)])
     frame = np.zeros(n_clusters, dtype=np.int64)
