@@ -214,7 +214,7 @@ def find_site(comp: Comparison, system: str, mode: str, at: float, scale: float)
     return None
 
 
-def _candidates(comp: Comparison, site: Site, quantity: Quantity) -> list[tuple[str, Stat]]:
+def candidates(comp: Comparison, site: Site, quantity: Quantity) -> list[tuple[str, Stat]]:
     """Pooled stat when the starts agree (or one start); one per start when they disagree."""
     by_start = comp.site_runs(site)
     check = comp.checks.get(site)
@@ -258,7 +258,7 @@ def evaluate_test(comp: Comparison, test: Test, scale: float) -> dict[str, Any]:
         out |= {"verdict": "inconclusive", "convergence": "runs missing", "summary": "no runs"}
         return out
     found = [s for s in sites if s is not None]
-    options = [_candidates(comp, s, test.quantity) for s in found]
+    options = [candidates(comp, s, test.quantity) for s in found]
     out["numbers"] = [[_stat_json(st, start) | {"at": s.concentration} for start, st in opt]
                       for s, opt in zip(found, options, strict=True)]
     out["reasons"] += _quality_reasons(comp, found, options, test)
@@ -273,9 +273,10 @@ def evaluate_test(comp: Comparison, test: Test, scale: float) -> dict[str, Any]:
                       else "inconclusive")
     out["verdict"] = out["verdict"] or "inconclusive"
     out["convergence"] = _convergence(comp, found, test.quantity, options)
-    out["summary"] = " vs ".join(" | ".join(f"{_pm(st)}" + ("" if start == "all" else
-                                                           f" ({start})") for start, st in opt)
-                                 for opt in options)
+    out["summary"] = " vs ".join(
+        " | ".join(f"{_pm(st)} ({site.label}" + ("" if start == "all" else f", {start}") + ")"
+                   for start, st in opt) for site, opt in zip(found, options, strict=True))
+    out["needs"] = _needs([st for opt in options for _, st in opt])
     out |= _test_summary(found, options)
     return out
 
@@ -310,10 +311,10 @@ def _quality_reasons(comp: Comparison, sites: Sequence[Site],
                 reasons.append(f"{label}{tag}: {test.quantity.name} not available in "
                                "analysis.json")
             elif stat.too_short:
+                why = "; ".join(f"{text} ({stat.too_short.count(text)} of {stat.n} runs)"
+                                for text in dict.fromkeys(stat.too_short))
                 reasons.append(f"{label}{tag}: production too short against the measured "
-                               f"correlation/residence time ({'; '.join(stat.too_short)}; "
-                               f"needs >= {TIME_FACTOR:g} x tau and >= "
-                               f"{MIN_EFFECTIVE_SAMPLES:g} effective samples)")
+                               f"correlation/residence time: {why}")
             elif stat.time_unknown:
                 reasons.append(f"{label}{tag}: convergence unknown (analysis.json has no "
                                "correlation or residence time)")
@@ -330,6 +331,20 @@ def _straddle_reason(test: Test, options: Sequence[list[tuple[str, Stat]]]) -> s
     second = options[1][0][1]
     return (f"the difference is within {SIGMA:g} combined sigma: {_pm(first)} vs "
             f"{_pm(second)}")
+
+
+def _needs(stats: Sequence[Stat]) -> str:
+    """What a firmer answer needs in production time per run (from the measured tau)."""
+    if any(st.unresolved for st in stats):
+        return ("a residence time is longer than the longest lag analysed: run longer until it "
+                "is resolved, then >= 10 x that time")
+    needed = [st.needed_production_ns for st in stats if st.needed_production_ns is not None]
+    prods = [r.production_ps / 1000.0 for st in stats for r in st.runs
+             if r.production_ps is not None]
+    if not needed:
+        return "no time scale measured"
+    now = f"; now {min(prods):.3g} ns" if prods else ""
+    return f">= {max(needed):.3g} ns of production per run (10 x tau = {max(needed):.3g} ns{now})"
 
 
 def _pm(stat: Stat) -> str:
@@ -422,7 +437,9 @@ def _composition_test(comp: Comparison, test: Test) -> dict[str, Any]:
     else:
         verdict = _combo(test, [("all", st) for st in stats])
     result |= {"verdict": verdict or "inconclusive",
-               "summary": " vs ".join(_pm(st) for st in stats)}
+               "summary": " vs ".join(f"{_pm(st)} ({concentration_label(test.mode, a)})"
+                                      if st.mean is not None else "no runs"
+                                      for a, st in zip(where, stats, strict=True))}
     result |= _test_summary([], [[("all", st)] for st in stats])
     return {"test": test.describe(), "quantity": test.quantity.name, "system": test.system,
             "mode": test.mode, "at": test.at, "compare": test.compare,

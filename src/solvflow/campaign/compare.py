@@ -91,6 +91,13 @@ class Stat:
     runs: list[Run]
     too_short: list[str] = field(default_factory=list)
     time_unknown: bool = False
+    tau_ps: float | None = None  # longest correlation/residence time over the runs
+    unresolved: bool = False  # a residence time was longer than the longest lag analysed
+
+    @property
+    def needed_production_ns(self) -> float | None:
+        """Production per run that the measured time scale asks for (10 tau), ns."""
+        return None if self.tau_ps is None else TIME_FACTOR * self.tau_ps / 1000.0
 
     @property
     def n(self) -> int:
@@ -107,8 +114,8 @@ class Stat:
 def summarise(runs: Sequence[Run], quantity: Quantity | str) -> Stat:
     """Replica statistics of ``quantity`` over ``runs`` (runs lacking it are left out)."""
     q = parse_quantity(quantity) if isinstance(quantity, str) else quantity
-    used, values, errors, short = [], [], [], []
-    unknown = False
+    used, values, errors, short, taus = [], [], [], [], []
+    unknown = unresolved = False
     for run in runs:
         m = run.measure(q)
         if m.value is None:
@@ -118,9 +125,11 @@ def summarise(runs: Sequence[Run], quantity: Quantity | str) -> Stat:
         errors.append(m.error)
         if q.source != "analysis":
             continue
+        taus += [m.tau_ps] if m.tau_ps is not None else []
+        unresolved |= m.unresolved
         reason = _time_check(run, m.tau_ps, m.unresolved, m.few)
         if reason:
-            short.append(f"{run.path.name}: {reason}")
+            short.append(reason)
         unknown |= reason is None and m.tau_ps is None and m.effective_samples is None
     if not values:
         return Stat(q.name, None, None, "none", None, None, [], [])
@@ -136,7 +145,8 @@ def summarise(runs: Sequence[Run], quantity: Quantity | str) -> Stat:
         error, kind = (max(se_rep, se_in) if se_in is not None else se_rep), "replicas"
     else:
         error, kind = se_in, ("within-run" if se_in is not None else "none")
-    return Stat(q.name, mean, error, kind, se_rep, se_in, values, used, short, unknown)
+    return Stat(q.name, mean, error, kind, se_rep, se_in, values, used, short, unknown,
+                max(taus) if taus else None, unresolved)
 
 
 def _time_check(run: Run, tau: float | None, unresolved: bool, few: bool) -> str | None:
@@ -257,12 +267,14 @@ def fmt(value: float | None, error: float | None, digits: int = 3) -> str:
 
 
 def point_quantities(comp: Comparison, system: str) -> list[str]:
-    """The quantities tabulated for ``system``: CNs, pairing, anion states, molarity."""
+    """The quantities tabulated for ``system``: CNs, pairing, anion states, molarity, dynamics."""
     partners = comp.partners(system)
     return ([f"cn:{p}" for p in partners]
             + ["ssip_fraction", "cip_fraction", "agg_fraction",
                "anion_free_fraction", "anion_cip_fraction", "anion_agg_fraction",
-               "achieved_molarity_M", "alcl4_fraction", "al2cl7_fraction"])
+               "achieved_molarity_M", "alcl4_fraction", "al2cl7_fraction"]
+            + [f"{k}:{p}" for k in ("residence_ps", "residence_continuous_ps") for p in partners]
+            + ["conductivity_ne_S_m", "conductivity_eh_S_m"])
 
 
 def top_shells(runs: Sequence[Run], n: int = 3) -> list[tuple[str, float]]:

@@ -56,62 +56,80 @@ def _concentrations(comp: Comparison, system: str) -> list[float]:
 
 
 def plot_pairing(comp: Comparison, system: str, path: Path) -> Path:
-    """Stacked SSIP/CIP/AGG bars versus concentration."""
+    """Stacked SSIP/CIP/AGG bars versus concentration, one bar per charge scale x start."""
     plt = _pyplot()
-    series = _series(comp, system)
     concs = _concentrations(comp, system)
-    width = 0.8 / max(len(series), 1)
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(concs) * max(len(series), 1)), 3.8))
-    for k, (key, points) in enumerate(series.items()):
-        for point, runs in points:
-            x = concs.index(point.site.concentration) + (k - (len(series) - 1) / 2) * width
+    by_conc: dict[float, list[tuple[Point, list[Run]]]] = {c: [] for c in concs}
+    for point, runs in comp.points.items():
+        if point.site.system == system:
+            by_conc[point.site.concentration].append((point, runs))
+    most = max(len(v) for v in by_conc.values())
+    width = 0.8 / most
+    fig, ax = plt.subplots(figsize=(min(12.0, 1.2 + 1.1 * len(concs) * most), 4.0))
+    for i, conc in enumerate(concs):
+        group = by_conc[conc]
+        for k, (point, runs) in enumerate(group):
+            x = i + (k - (len(group) - 1) / 2) * width
             bottom = 0.0
             for state in STATES:
                 stat = summarise(runs, f"{state.lower()}_fraction")
                 height = stat.mean or 0.0
                 ax.bar(x, height, width * 0.9, bottom=bottom, color=_STATE_COLOURS[state],
-                       edgecolor="white", label=state if k == 0 and point == points[0][0]
-                       else None)
+                       edgecolor="white", label=state if (i, k) == (0, 0) else None)
                 if stat.error is not None:
                     ax.errorbar(x, bottom + height, yerr=stat.error, color="black", capsize=2,
                                 lw=0.8)
                 bottom += height
-            ax.text(x, 1.02, key[1][:4] + f"\n{key[0]:g}", ha="center", va="bottom",
-                    fontsize=6)
+            flag = "*" if (check := comp.checks.get(point.site)) and not check.converged else ""
+            ax.text(x, 1.02, f"{point.start[:5]}{flag}\n{point.site.charge_scale:g}, "
+                    f"n={len(runs)}", ha="center", va="bottom", fontsize=6)
     ax.set_xticks(range(len(concs)))
     ax.set_xticklabels([concentration_label(comp.sites(system)[0].mode, c) for c in concs])
-    ax.set_ylim(0, 1.15)
+    ax.set_ylim(0, 1.18)
     ax.set_ylabel("fraction of cations")
-    ax.set_title(f"{system}: cation-centred states (bars: start, charge scale)", fontsize=9)
-    ax.legend(loc="upper right", fontsize=7, ncol=3)
+    ax.set_title(f"{system}: cation-centred states (above bars: start, charge scale, replicas; "
+                 "* = starts disagree)", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=7, ncol=3, frameon=False)
     return _save(fig, path)
 
 
 def _line_plot(comp: Comparison, system: str, quantities: Sequence[tuple[str, str]],
                ylabel: str, title: str, path: Path,
                measured: Sequence[tuple[float, str, float, str]] = ()) -> Path:
-    """quantity (name, label) versus concentration, one line per (scale, start)."""
+    """quantity (name, label) versus concentration: colour = quantity, marker = series."""
+    from matplotlib.lines import Line2D
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    markers = "osD^v<>"
-    for k, (key, points) in enumerate(_series(comp, system).items()):
-        for j, (name, label) in enumerate(quantities):
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    markers, styles = "osD^v<>", ["-", "--", ":", "-."]
+    series = _series(comp, system)
+    for k, (_key, points) in enumerate(series.items()):
+        for j, (name, _text) in enumerate(quantities):
             stats = [(p.site.concentration, summarise(runs, name)) for p, runs in points]
             xs = [c for c, s in stats if s.mean is not None]
             ys = [s.mean for _, s in stats if s.mean is not None]
             es = [s.error or 0.0 for _, s in stats if s.mean is not None]
             if xs:
                 ax.errorbar(xs, ys, yerr=es, marker=markers[k % len(markers)], capsize=3,
-                            color=f"C{j}", ls="-" if k == 0 else "--",
-                            label=f"{label} ({_label(key)})")
-    for x, label, value, _source in measured:
-        ax.plot([x], [value], marker="*", ms=12, color="black", ls="none",
-                label=f"measured {label}")
+                            color=f"C{j}", ls=styles[k % len(styles)], lw=1.2)
+    labels = dict(quantities)
+    for x, name, value, _source in measured:
+        j = [q for q, _ in quantities].index(name) if name in labels else 0
+        ax.plot([x], [value], marker="*", ms=13, color=f"C{j}", mec="black", ls="none")
+    handles = [Line2D([], [], color=f"C{j}", lw=2, label=label)
+               for j, (_, label) in enumerate(quantities)]
+    handles += [Line2D([], [], color="grey", marker=markers[k % len(markers)],
+                       ls=styles[k % len(styles)], label=_label(key))
+                for k, key in enumerate(series)]
+    if measured:
+        handles.append(Line2D([], [], color="grey", marker="*", ms=11, mec="black", ls="none",
+                              label="measured (claims.yaml experiments)"))
     mode = comp.sites(system)[0].mode
     ax.set_xlabel(f"concentration ({MODE_UNIT.get(mode, mode)})")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6)
+    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
+              frameon=False)
     return _save(fig, path)
 
 
@@ -126,6 +144,7 @@ def plot_rdf(comp: Comparison, system: str, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(partners), figsize=(4.2 * len(partners), 3.6), squeeze=False)
     for ax, partner in zip(axes[0], partners, strict=True):
         twin = ax.twinx()
+        top = 1.0
         for k, (point, run) in enumerate(first):
             rdf = (run.analysis.get("rdf") or {}).get(partner)
             if not rdf:
@@ -133,12 +152,16 @@ def plot_rdf(comp: Comparison, system: str, path: Path) -> Path | None:
             label = f"{point.site.label}, {point.site.charge_scale:g}, {point.start}"
             ax.plot(rdf["r_nm"], rdf["g"], color=f"C{k}", lw=1.2, label=label)
             twin.plot(rdf["r_nm"], rdf["running_cn_sites"], color=f"C{k}", lw=0.9, ls="--")
+            near = [n for r, n in zip(rdf["r_nm"], rdf["running_cn_sites"], strict=True)
+                    if r <= 0.5]
+            top = max(top, 1.3 * max(near, default=1.0))
             cut = (run.analysis.get("cutoffs_nm") or {}).get(partner)
             if cut:
                 ax.axvline(cut, color=f"C{k}", lw=0.6, ls=":")
+        twin.set_ylim(0, top)  # the first shells, not the r^3 growth beyond them
         ax.set_xlabel("r / nm")
         ax.set_ylabel(f"g(r) {comp.cation(system)}-{partner} sites")
-        twin.set_ylabel("running CN (sites), dashed")
+        twin.set_ylabel("running CN (sites; dashed)")
         ax.set_title(f"{system}: {partner} (dotted: shell cutoff)", fontsize=9)
         ax.legend(fontsize=6)
     return _save(fig, path)

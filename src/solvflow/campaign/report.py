@@ -23,7 +23,7 @@ from solvflow.campaign.compare import (
     relpath,
     write_tables,
 )
-from solvflow.campaign.runs import QUANTITY_HELP, Run, parse_quantity
+from solvflow.campaign.runs import QUANTITY_HELP, parse_quantity
 from solvflow.campaign.tables import markdown_tables, run_links
 
 PACKAGES = ("solvflow", "openmm", "numpy", "scipy", "mdtraj", "rdkit", "numba", "matplotlib",
@@ -68,16 +68,27 @@ def _key_number(claim: dict[str, Any], base: Path) -> str:
     """The first test's number(s) at each charge scale, linked to the runs behind it."""
     test = claim["tests"][0]
     parts = []
-    name = parse_quantity(test["quantity"]).kind.replace("_fraction", "").replace("_", " ")
     for scale, result in test["by_charge_scale"].items():
         tag = "" if len(test["by_charge_scale"]) == 1 else f"scale {scale}: "
-        where = concentration_label(test["mode"], test["at"])
         links = " ".join(f"[{i + 1}]({relpath(Path(r), base)})"
                          for i, r in enumerate(result.get("runs", [])[:6]))
-        parts.append(f"{tag}{test['quantity'] if ':' in test['quantity'] else name} "
-                     f"{result.get('summary', 'no runs')} at {where}"
-                     + (f" (runs {links})" if links else ""))
+        parts.append(f"{tag}{short_name(test['quantity'])} {result.get('summary', 'no runs')}"
+                     + (f" runs {links}" if links else ""))
     return "<br>".join(parts) or "no runs"
+
+
+def short_name(quantity: str) -> str:
+    """'SSIP', 'CIP+AGG', 'CN FSI', 'free anions', 'Al2Cl7- share' for the verdict table."""
+    q = parse_quantity(quantity)
+    names = {"ssip_fraction": "SSIP", "cip_fraction": "CIP", "agg_fraction": "AGG",
+             "cip_plus_agg_fraction": "CIP+AGG", "anion_free_fraction": "free anions",
+             "anion_cip_fraction": "anions in CIP", "anion_agg_fraction": "anions in AGG",
+             "achieved_molarity_M": "M after NPT", "alcl4_fraction": "AlCl4- share",
+             "al2cl7_fraction": "Al2Cl7- share"}
+    if q.partner:
+        return {"cn": "CN", "cn_atoms": "CN (sites)", "paired_fraction": "paired with"}[
+            q.kind] + f" {q.partner}"
+    return names.get(q.kind, q.name)
 
 
 def _ns(value: float | None) -> str:
@@ -113,6 +124,11 @@ def claim_section(claim: dict[str, Any], base: Path) -> str:
             out.append(f"| {test['test']} | {scale} | {r.get('summary', 'no runs')} | "
                        f"{n or 0} | {r['verdict']} | {r.get('convergence', '')} | "
                        f"{links or '-'} |")
+    needs = sorted({r["needs"] for t in claim["tests"] for r in t["by_charge_scale"].values()
+                    if r.get("needs")})
+    if needs:
+        out += ["", "What a firmer answer needs (from the measured correlation and residence "
+                "times): " + "; ".join(needs) + "."]
     if claim["reasons"]:
         out += ["", "Why not decided:" if claim["verdict"] == "inconclusive" else "Caveats:"]
         out += [f"- {why}" for why in claim["reasons"]]
@@ -127,7 +143,7 @@ def claim_section(claim: dict[str, Any], base: Path) -> str:
 
 def experiment_table(comp: Comparison, claims: ClaimsFile, base: Path) -> str:
     """Measured numbers beside the simulated ones (mean over starts and replicas per scale)."""
-    from solvflow.campaign.claims import find_site
+    from solvflow.campaign.claims import candidates, find_site
     from solvflow.campaign.compare import summarise
 
     lines = ["| system | composition | quantity | measured | simulated (charge scale) | "
@@ -138,15 +154,20 @@ def experiment_table(comp: Comparison, claims: ClaimsFile, base: Path) -> str:
         scales = sorted({r.charge_scale for r in pool if r.system == exp.system})
         for scale in scales:
             site = find_site(comp, exp.system, exp.mode, exp.at, scale)
-            runs: list[Run] = ([r for rs in comp.site_runs(site).values() for r in rs]
-                               if site else [])
             if exp.quantity.source == "composition":
                 runs = [r for r in pool if r.system == exp.system and abs(r.requested - exp.at)
                         < 1e-9]
-            stat = summarise(runs, exp.quantity)
-            if stat.mean is not None:
-                err = f" ± {stat.error:.3f}" if stat.error else ""
-                sims.append(f"{stat.mean:.3f}{err} ({scale:g}) {run_links(stat.runs, base)}")
+                options = [("all", summarise(runs, exp.quantity))]
+            else:
+                options = candidates(comp, site, exp.quantity) if site else []
+            for start, stat in options:
+                if stat.mean is None:
+                    continue
+                err = f" ± {stat.error:.3f}" if stat.error is not None else ""
+                tag = f"scale {scale:g}" + ("" if start == "all" else f", {start} start")
+                sims.append(f"{stat.mean:.3f}{err} ({tag}) {run_links(stat.runs, base)}")
+            if exp.quantity.source == "composition":
+                break
         lines.append(f"| {exp.system} | {concentration_label(exp.mode, exp.at)} | "
                      f"{exp.quantity.name} | {exp.value:g} | {'<br>'.join(sims) or 'not run'} "
                      f"| {exp.source} |")

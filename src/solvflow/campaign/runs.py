@@ -35,7 +35,10 @@ MIN_EFFECTIVE_SAMPLES = 10.0
 _PAIRING = {"ssip_fraction": "SSIP", "cip_fraction": "CIP", "agg_fraction": "AGG"}
 _ANION = {"anion_free_fraction": "free", "anion_cip_fraction": "CIP", "anion_agg_fraction": "AGG"}
 _PER_PARTNER = {"cn": "coordination_numbers", "cn_atoms": "coordination_numbers_atoms",
-                "paired_fraction": "paired_fractions"}
+                "paired_fraction": "paired_fractions", "residence_ps": "residence_times_ps",
+                "residence_continuous_ps": "residence_times_continuous_ps"}
+_CONDUCTIVITY = {"conductivity_ne_S_m": "nernst_einstein", "conductivity_eh_S_m":
+                 "einstein_helfand"}
 _COMPOSITION = ("alcl4_fraction", "al2cl7_fraction")
 
 QUANTITY_HELP = {
@@ -49,6 +52,11 @@ QUANTITY_HELP = {
     "cn:P": "distinct molecules of partner P per cation shell (coordination_numbers.P)",
     "cn_atoms:P": "coordinating sites of partner P per cation shell",
     "paired_fraction:P": "cations with at least one molecule of P in the shell",
+    "residence_ps:P": "intermittent residence time of P in the cation shell, ps (none when "
+                      "longer than the longest lag analysed)",
+    "residence_continuous_ps:P": "continuous residence time of P in the cation shell, ps",
+    "conductivity_ne_S_m": "Nernst-Einstein conductivity with the simulated (scaled) charges, S/m",
+    "conductivity_eh_S_m": "Einstein-Helfand (collective) conductivity, scaled charges, S/m",
     "achieved_molarity_M": "salt units / (N_A x mean NPT volume) in mol/L (status.json)",
     "alcl4_fraction": "AlCl4- / (AlCl4- + Al2Cl7-) in the built box (spec.yaml counts; input)",
     "al2cl7_fraction": "Al2Cl7- / (AlCl4- + Al2Cl7-) in the built box (spec.yaml counts; input)",
@@ -209,6 +217,15 @@ def _alcl_fraction(spec: dict[str, Any], kind: str) -> float | None:
 
 
 def _measure_analysis(data: dict[str, Any], quantity: Quantity) -> Measurement:
+    if quantity.kind in _CONDUCTIVITY:
+        block = (data.get("conductivity") or {}).get(_CONDUCTIVITY[quantity.kind]) or {}
+        value, error = block.get("scaled_charges_S_m"), block.get("stderr_scaled_charges_S_m")
+        return Measurement(float(value) if isinstance(value, (int, float)) else None,
+                           float(error) if isinstance(error, (int, float)) else None)
+    if quantity.kind.startswith("residence"):
+        path = quantity.path()
+        value = _nested(data, *path) if path else None
+        return Measurement(float(value) if isinstance(value, (int, float)) else None, None)
     path = quantity.path()
     if path is None:
         return Measurement(None, None)
@@ -254,7 +271,7 @@ def _time_scale(data: dict[str, Any], section: str, key: str,
     else:  # pairing and anion states change when an anion enters or leaves a shell
         relevant = [p for p, role in partners.items() if role == "anion"]
     unresolved = False
-    residence = data.get("residence_times_ps")
+    residence = data.get("residence_times_ps") or data.get("residence_times_continuous_ps")
     if isinstance(residence, dict):
         for partner in relevant:
             if partner not in residence:

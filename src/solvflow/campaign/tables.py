@@ -97,12 +97,49 @@ def system_tables(comp: Comparison, system: str, base: Path) -> str:
         anion_rows.append(key + [cell(s) for s in anion] + [shells or "n/a",
                                                            run_links(runs, base)])
     cation = comp.cation(system)
+    dynamics = dynamics_table(comp, system, base)
     out = [f"### {system} (cation {cation})", "",
            _table(head + [f"CN {p}" for p in partners] + list(STATES) + ["time; starts", "runs"],
                   pairing_rows), "",
            _table(head[:4] + ["anion free", "anion CIP", "anion AGG", "top shells (fraction)",
-                              "runs"], anion_rows)]
+                              "runs"], anion_rows)] + (["", dynamics] if dynamics else [])
     return "\n".join(out)
+
+
+def dynamics_table(comp: Comparison, system: str, base: Path) -> str:
+    """Residence times (intermittent / continuous) and conductivity, where analysed."""
+    partners = comp.partners(system)
+    rows = []
+    for point, runs in comp.points.items():
+        if point.site.system != system:
+            continue
+        res = [_residence(runs, p) for p in partners]
+        cond = [summarise(runs, q) for q in ("conductivity_ne_S_m", "conductivity_eh_S_m")]
+        if all(r == "n/a" for r in res) and all(c.mean is None for c in cond):
+            continue
+        rows.append([point.site.label, f"{point.site.charge_scale:g}", point.start,
+                     str(len(runs)), *res, *[cell(c, 2) for c in cond], run_links(runs, base)])
+    if not rows:
+        return ""
+    return _table(["concentration", "charge scale", "start", "n"]
+                  + [f"residence {p} / ps (interm. / cont.)" for p in partners]
+                  + ["σ Nernst-Einstein / S m⁻¹", "σ Einstein-Helfand / S m⁻¹", "runs"], rows)
+
+
+def _residence(runs: Sequence[Run], partner: str) -> str:
+    """'12.3 / 4.5' (replica means); '> lag' when a run's time exceeded the longest lag."""
+    parts = []
+    for kind, key in (("residence_ps", "residence_times_ps"),
+                      ("residence_continuous_ps", "residence_times_continuous_ps")):
+        stat = summarise(runs, f"{kind}:{partner}")
+        present = any(partner in (r.analysis.get(key) or {}) for r in runs)
+        if stat.mean is not None and stat.n == len(runs):
+            parts.append(f"{stat.mean:.3g}")
+        elif present:
+            parts.append("> longest lag")
+        else:
+            parts.append("n/a")
+    return " / ".join(parts) if any(p != "n/a" for p in parts) else "n/a"
 
 
 def start_table(comp: Comparison, base: Path) -> str:

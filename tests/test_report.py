@@ -1,0 +1,145 @@
+"""compare, claims and report on a real smoke campaign (RDKit + Packmol + OpenMM + analysis).
+
+The fixture builds four tiny LiFSI/DME boxes (4 salt units, 0.6 nm cutoff),
+runs the smoke protocol on the CPU and analyses them: 1 M with two seeds, and
+2 M with a dissociated and a paired start when ``build`` offers start states
+(a random start otherwise). Every number checked is recomputed here from the
+runs' own analysis.json / status.json / spec.yaml.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from solvflow.cli import main
+
+AVOGADRO = 6.02214076e23
+CUTOFFS = {"FSI": 0.30, "DME": 0.28}
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from solvflow import analyze, build, simulate
+
+    os.environ.setdefault("OPENMM_CPU_THREADS", "1")
+    root = tmp_path_factory.mktemp("campaign")
+    has_starts = "start" in inspect.signature(build).parameters
+    points = [("c1_s1", 1.0, 1, None), ("c1_s2", 1.0, 2, None)]
+    points += ([("c2_diss", 2.0, 1, "dissociated"), ("c2_pair", 2.0, 1, "paired")]
+               if has_starts else [("c2_s1", 2.0, 1, None)])
+    tasks = []
+    for name, conc, seed, start in points:
+        rundir = root / "runs" / name
+        extra = {"start": start} if start else {}
+        build("lifsi_dme", output=rundir, concentration=conc, n_salt=4, seed=seed,
+              cutoff_nm=0.6, **extra)
+        simulate(rundir, protocol="smoke", platform="CPU", progress="quiet")
+        analyze(rundir, cutoffs_nm=CUTOFFS).write_json(rundir / "analysis.json")
+        tasks.append({"id": name, "rundir": f"runs/{name}", "state": "finished",
+                      "params": {"system": "lifsi_dme", "concentration": conc}})
+    tasks.append({"id": "c4_s1", "rundir": "runs/c4_s1", "state": "failed",
+                  "params": {"system": "lifsi_dme", "concentration": 4.0},
+                  "error": "not run in this test"})
+    (root / "campaign.json").write_text(json.dumps({"workflow": "test", "tasks": tasks}))
+    return root
+
+
+def _analysis(campaign: Path, name: str) -> dict:
+    return json.loads((campaign / "runs" / name / "analysis.json").read_text())
+
+
+def _groups(campaign: Path) -> dict[tuple[float, str], list[str]]:
+    out: dict[tuple[float, str], list[str]] = {}
+    for rundir in sorted((campaign / "runs").iterdir()):
+        if not (rundir / "analysis.json").is_file():
+            continue
+        spec = yaml.safe_load((rundir / "spec.yaml").read_text())
+        start = (spec.get("start") or {}).get("state", "random")
+        out.setdefault((spec["composition"]["requested"], start), []).append(rundir.name)
+    return out
+
+
+def test_compare_tables_equal_the_analysis_values(campaign: Path, tmp_path: Path) -> None:
+    assert main(["compare", str(campaign), "-o", str(tmp_path)]) == 0
+    with (tmp_path / "compare.csv").open() as handle:
+        rows = {(float(r["concentration"]), r["start"], r["quantity"]): r
+                for r in csv.DictReader(handle)}
+    keys = {"ssip_fraction": ("ion_pairing", "SSIP"), "cn:DME": ("coordination_numbers", "DME"),
+            "anion_free_fraction": ("anion_states", "free")}
+    for (conc, start), names in _groups(campaign).items():
+        for quantity, (section, key) in keys.items():
+            values = [_analysis(campaign, n)[section][key] for n in names]
+            errors = [_analysis(campaign, n)["stderr"][section][key] for n in names]
+            row = rows[(conc, start, quantity)]
+            assert float(row["mean"]) == pytest.approx(np.mean(values), abs=1e-12)
+            within = math.sqrt(sum(e * e for e in errors)) / len(errors)
+            assert float(row["se_within"]) == pytest.approx(within, abs=1e-12)
+            if len(values) > 1:
+                assert float(row["se_replicas"]) == pytest.approx(
+                    np.std(values, ddof=1) / math.sqrt(len(values)), abs=1e-12)
+            assert row["n_replicas"] == str(len(names))
+            assert row["runs"] == ";".join(os.path.relpath(campaign / "runs" / n, tmp_path)
+                                           for n in names)
+    molar = [_molarity(campaign, n) for n in ("c1_s1", "c1_s2")]
+    assert float(rows[(1.0, "random", "achieved_molarity_M")]["mean"]) == pytest.approx(
+        np.mean(molar))
+    md = (tmp_path / "compare.md").read_text()
+    first = _analysis(campaign, "c1_s1")["coordination_numbers"]["DME"]
+    second = _analysis(campaign, "c1_s2")["coordination_numbers"]["DME"]
+    assert f"{(first + second) / 2:.3f} ± " in md
+
+
+def _molarity(campaign: Path, name: str) -> float:
+    spec = yaml.safe_load((campaign / "runs" / name / "spec.yaml").read_text())
+    status = json.loads((campaign / "runs" / name / "status.json").read_text())
+    return spec["composition"]["n_salt"] / AVOGADRO / (status["npt_mean_volume_nm3"] * 1e-24)
+
+
+def test_claims_on_the_smoke_campaign(campaign: Path, tmp_path: Path) -> None:
+    out = tmp_path / "claims.json"
+    assert main(["claims", str(campaign), "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    claims = {c["id"]: c for c in doc["claims"]}
+    assert sorted(claims) == ["1", "2", "3", "4", "5", "6"]
+    one = claims["1"]
+    # 0.2 ps of production cannot settle anything: never a verdict from a smoke run
+    assert one["verdict"] == "inconclusive"
+    assert re.search(r"production too short|convergence unknown", " ".join(one["reasons"]))
+    number = one["tests"][0]["by_charge_scale"]["0.8"]["numbers"][0][0]
+    values = [_analysis(campaign, n)["ion_pairing"]["SSIP"] for n in ("c1_s1", "c1_s2")]
+    assert number["value"] == pytest.approx(np.mean(values))
+    assert number["n_replicas"] == 2 and one["platforms"] == ["CPU"]
+    assert "task c4_s1: failed: not run in this test" in " ".join(claims["2"]["reasons"])
+    for other in ("3", "4", "5", "6"):
+        assert claims[other]["verdict"] == "inconclusive"
+        assert "runs missing" in " ".join(claims[other]["reasons"])
+
+
+def test_report_reads_and_links_resolve(campaign: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    assert main(["report", str(campaign), "-o", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    lines = text.splitlines()
+    start = lines.index("## Verdicts")
+    table = [line for line in lines[start + 2:start + 12] if line.startswith("| [")]
+    assert len(table) == 6 and all("inconclusive" in row for row in table)
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        assert (out / target).exists(), target  # every run directory link and every plot
+    linked = {Path(t).name for t in re.findall(r"\]\(([^)#]+)\)", text)}
+    assert {"c1_s1", "c1_s2"} <= linked
+    for png in ("lifsi_dme_pairing.png", "lifsi_dme_cn.png", "lifsi_dme_rdf.png",
+                "lifsi_dme_anion_states.png"):
+        assert f"]({png})" in text and (out / png).stat().st_size > 5000
+    assert "solvflow report" in text and "openmm" in text and "ions.xml" in text
+    assert "**SSIP** no anion in the shell" in text
+    assert "c4_s1" in text  # the failed task is listed
