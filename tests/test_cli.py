@@ -148,3 +148,24 @@ def test_systems_command_needs_no_numpy():
     code = ("import contextlib, io\nfrom solvflow.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['systems']) == 0")
     assert set(_heavy_modules_after(code)) <= {"rdkit"}
+
+
+def test_name_value_items_are_parsed_once_with_messages_naming_the_option():
+    from solvflow.errors import AnalysisInputError, InputError
+    from solvflow.namevalue import parse_numbers, parse_pairs
+
+    assert parse_pairs(["FSI=resname FSI and element O", " Li = resname LI "], "--anion") == [
+        ("FSI", "resname FSI and element O"), ("Li", "resname LI")]
+    assert parse_numbers(["DME=0.28", "FSI = -1"], "--cutoff") == {"DME": 0.28, "FSI": -1.0}
+    for bad in ("DME", "=0.3", "DME=", "DME=abc"):
+        with pytest.raises(InputError, match=f"--cutoff must be NAME=NM, got '{bad}'"):
+            parse_numbers([bad], "--cutoff", "NAME=NM")
+    with pytest.raises(AnalysisInputError):
+        parse_pairs(["x"], "--solvent", error=AnalysisInputError)
+
+
+def test_bad_cutoff_on_the_command_line_is_one_line(capsys):
+    rundir = Path(__file__).parent / "data" / "lifsi_dme_1M_md"
+    code, _, err = run_cli(["analyze", rundir, "--cutoff", "DME=abc"], capsys)
+    assert code == 2 and "--cutoff must be NAME=NM (e.g. DME=0.28), got 'DME=abc'" in err
+    assert "Traceback" not in err

@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from solvflow.constants import AVOGADRO
 from solvflow.errors import CompositionError
 from solvflow.spec import SystemSpec
 from solvflow.species import molar_mass, molar_volume, n_atoms
 
-AVOGADRO = 6.02214076e23
 MAX_MOLARITY_M = 20.0
 MAX_MOLALITY_MOL_KG = 50.0
 MAX_ATOMS = 3_000_000

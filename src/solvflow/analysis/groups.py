@@ -23,8 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solvflow.errors import AnalysisInputError
-
-ROLES = ("cation", "anion", "solvent")
+from solvflow.namevalue import parse_pairs
+from solvflow.species import ROLES
 
 
 @dataclass(frozen=True)
@@ -174,13 +174,7 @@ def validate_groups(cation: Group, partners: Sequence[Group]) -> None:
 
 def parse_named(items: Sequence[str] | None, what: str) -> list[tuple[str, str]]:
     """``["FSI=resname FSI and element O", ...]`` -> ``[("FSI", "resname ..."), ...]``."""
-    out = []
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise AnalysisInputError(f"{what} must be NAME=VALUE, got {item!r}")
-        out.append((name.strip(), value.strip()))
-    return out
+    return parse_pairs(items, what, "NAME=VALUE", AnalysisInputError)
 
 
 def _select(topology: md.Topology, name: str, selection: str) -> NDArray[np.int64]:

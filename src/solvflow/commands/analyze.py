@@ -11,19 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from solvflow.errors import AnalysisInputError
+from solvflow.namevalue import parse_numbers
 
 
 def _cutoffs(items: list[str] | None) -> dict[str, float]:
-    out = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            raise AnalysisInputError(f"--cutoff must be NAME=NM (e.g. DME=0.28), got {item!r}")
-    return out
+    return parse_numbers(items, "--cutoff", "NAME=NM (e.g. DME=0.28)", AnalysisInputError)
 
 
 @contextlib.contextmanager
@@ -95,16 +87,7 @@ def _flag(on: bool, off: bool, what: str) -> bool | None:
 def _charges(items: list[str] | None) -> dict[str, float] | None:
     if not items:
         return None
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            raise AnalysisInputError(f"--charge must be NAME=Z (e.g. FSI=-1), got {item!r}")
-    return out
+    return parse_numbers(items, "--charge", "NAME=Z (e.g. FSI=-1)", AnalysisInputError)
 
 
 def _pm(data: dict[str, Any], group: str, key: str, fmt: str = ".3f") -> str:
@@ -154,8 +137,12 @@ def _transport_lines(data: dict[str, Any]) -> list[str]:
     inter = data.get("residence_times_ps") or {}
     cont = data.get("residence_times_continuous_ps") or {}
     for name in inter:
-        lines.append(f"tau      {name}: intermittent {_num(inter[name], None, 'ps')}, "
-                     f"continuous {_num(cont.get(name), None, 'ps')}")
+        lags = ((data.get("residence_correlation") or {}).get(name) or {}).get("lag_ps") or [0]
+        longer = f"> {lags[-1]:g} ps (longest lag)"
+        tau_i, tau_c = inter[name], cont.get(name)
+        lines.append(f"tau      {name}: intermittent "
+                     f"{_num(tau_i, None, 'ps') if tau_i is not None else longer}, "
+                     f"continuous {_num(tau_c, None, 'ps') if tau_c is not None else longer}")
     for name, d in (data.get("diffusion") or {}).items():
         lines.append(f"D        {name}: {_num(d.get('D_m2_s'), d.get('stderr_m2_s'), 'm^2/s')}"
                      f" ({d.get('stderr_method', '')})")
