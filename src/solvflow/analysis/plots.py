@@ -3,7 +3,8 @@
 * ``rdf.png``: per partner, g(r) and the running site coordination number with
   the shell cutoff marked;
 * ``ion_pairing.png``: cation-centred SSIP/CIP/AGG and anion-centred
-  free/CIP/AGG fractions with block standard errors;
+  free/CIP/AGG fractions with their standard errors (none drawn, and the label
+  starred, where n_eff < 10);
 * ``shells.png``: the most frequent shell compositions.
 """
 
@@ -75,18 +76,21 @@ def _pairing_plot(data: dict[str, Any], path: Path) -> Path:
                        "C1"))
     x0 = 0
     ticks, labels = [], []
-    for title, values, errors, color in groups:
+    few = set(data.get("few_samples") or [])
+    for (title, values, errors, color), group in zip(groups, ("ion_pairing", "anion_states"),
+                                                     strict=False):
         keys = list(values)
         xs = [x0 + k for k in range(len(keys))]
-        errs = [errors.get(k) or 0.0 for k in keys]
+        errs = [0.0 if f"{group}.{k}" in few else errors.get(k) or 0.0 for k in keys]
         ax.bar(xs, [values[k] for k in keys], yerr=errs, capsize=4, color=color, label=title)
         ticks += xs
-        labels += keys
+        labels += [f"{k}*" if f"{group}.{k}" in few else k for k in keys]
         x0 += len(keys) + 1
     ax.set_xticks(ticks, labels)
     ax.set_ylim(0, 1)
     ax.set_ylabel("fraction")
-    ax.set_title(f"Ion pairing of {data['cation']} ({_title(data)}; error bars: block stderr)")
+    ax.set_title(f"Ion pairing of {data['cation']} ({_title(data)}; error bars: stderr from "
+                 "n_eff; * n_eff < 10, no bar)", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -98,9 +102,10 @@ def _shell_plot(data: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     shells = data["shells"]
-    errors = data["stderr"]["shells"]
-    labels = [" ".join(f"{n}{name}" for name, n in s["composition"].items()) or "(empty)"
-              for s in shells]
+    few = set(data.get("few_samples") or [])
+    errors = [None if f"shells.{k}" in few else e for k, e in enumerate(data["stderr"]["shells"])]
+    labels = [(" ".join(f"{n}{name}" for name, n in s["composition"].items()) or "(empty)")
+              + ("*" if f"shells.{k}" in few else "") for k, s in enumerate(shells)]
     fig, ax = plt.subplots(figsize=(6.4, 0.4 * len(shells) + 1.6))
     ys = list(range(len(shells)))[::-1]
     ax.barh(ys, [s["fraction"] for s in shells], xerr=[e or 0.0 for e in errors], capsize=3,
@@ -108,7 +113,8 @@ def _shell_plot(data: dict[str, Any], path: Path) -> Path:
     ax.set_yticks(ys, labels)
     ax.set_xlabel("fraction of cation shells")
     cut = ", ".join(f"{k} {v:.3f} nm" for k, v in data["cutoffs_nm"].items())
-    ax.set_title(f"{data['cation']} shell compositions (cutoffs: {cut})", fontsize=9)
+    ax.set_title(f"{data['cation']} shell compositions (cutoffs: {cut}; * n_eff < 10, no bar)",
+                 fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
