@@ -165,3 +165,32 @@ def test_neat_liquid_has_no_cation():
 
 def test_every_error_here_is_an_input_error():
     assert issubclass(SpecError, InputError) and issubclass(SpeciesError, ValueError)
+
+
+def test_ion_parameters_switch_the_metal_cation_file(tmp_path):
+    from solvflow.spec import ION_PARAMETER_SETS
+
+    default = load_system(write(tmp_path, BASE))
+    assert default.ion_parameters == "aqvist" and default.get("Li").forcefield == "ions.xml"
+    for name, xml in ION_PARAMETER_SETS.items():
+        spec = load_system(write(tmp_path, {**BASE, "ion_parameters": name}))
+        assert spec.get("Li").forcefield == xml
+        assert spec.get("FSI").forcefield == "imides.xml"  # only the ion-set files change
+        assert spec.to_dict()["ion_parameters"] == name
+        assert (Path(__file__).parent.parent / "forcefields" / xml).is_file()
+
+
+def test_unknown_ion_parameters_lists_the_sets(tmp_path):
+    with pytest.raises(SpecError, match="ion_parameters 'li_merz' is not a known ion set; "
+                                        "allowed: aqvist, li_merz_hfe, li_merz_iod"):
+        load_system(write(tmp_path, {**BASE, "ion_parameters": "li_merz"}))
+
+
+def test_with_ion_parameters_on_a_loaded_spec():
+    from solvflow.spec import with_ion_parameters
+
+    spec = with_ion_parameters(load_system("mg_tfsi2_dmac"), "li_merz_iod")
+    assert spec.get("Mg").forcefield == "ions_li_merz_iod.xml"
+    assert spec.get("DMAc").forcefield == "amides.xml"
+    with pytest.raises(SpecError, match="allowed: aqvist"):
+        with_ion_parameters(spec, "opls")

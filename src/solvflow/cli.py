@@ -19,7 +19,7 @@ from solvflow import __version__
 from solvflow.errors import SolvflowError
 
 # Order in `solvflow --help`; commands not listed here follow alphabetically.
-_COMMAND_ORDER = ["build", "parametrize", "run", "platforms", "analyze", "systems"]
+_COMMAND_ORDER = ["build", "parametrize", "run", "platforms", "analyze", "validate", "systems"]
 
 
 def _command_modules() -> list[str]:

@@ -17,6 +17,11 @@ A system file (``systems/<name>.yaml``) declares what to mix. Two kinds:
 ``species`` lists species by name (looked up in ``systems/_species.yaml``)
 or as full mappings. Unknown keys anywhere are errors: a typo must never be
 silently ignored.
+
+``ion_parameters`` (optional) picks the Lennard-Jones set of the metal
+cations Li+, Mg2+, Ca2+ (see :data:`ION_PARAMETER_SETS` and
+docs/forcefields.md): every species whose force field is one of the ion-set
+files gets the chosen set's file. Default :data:`DEFAULT_ION_PARAMETERS`.
 """
 
 from __future__ import annotations
@@ -35,8 +40,16 @@ from solvflow.species import Species, validate_species
 
 KINDS = ("salt_solution", "chloroaluminate", "liquid")
 LIBRARY_FILE = "_species.yaml"
+# Metal-cation LJ sets (same residues LI, MG, CA in each file; provenance in each file's <Info>).
+ION_PARAMETER_SETS = {
+    "aqvist": "ions.xml",
+    "li_merz_hfe": "ions_li_merz_hfe.xml",
+    "li_merz_iod": "ions_li_merz_iod.xml",
+}
+DEFAULT_ION_PARAMETERS = "aqvist"
 
-_COMMON_KEYS = {"name", "title", "kind", "provenance", "temperature_K", "charge_scale", "species"}
+_COMMON_KEYS = {"name", "title", "kind", "provenance", "temperature_K", "charge_scale", "species",
+                "ion_parameters"}
 _KIND_KEYS = {
     "salt_solution": {"salt", "solvent", "concentrations_M"},
     "chloroaluminate": {"ions", "ratios"},
@@ -67,6 +80,7 @@ class SystemSpec:
     provenance: dict[str, str] = field(default_factory=dict)
     temperature_K: float = 298.15
     charge_scale: float = 1.0
+    ion_parameters: str = DEFAULT_ION_PARAMETERS
     salt: dict[str, int] = field(default_factory=dict)
     solvent: dict[str, float] = field(default_factory=dict)
     concentrations_M: tuple[float, ...] = ()
@@ -97,6 +111,7 @@ class SystemSpec:
         out["provenance"] = dict(self.provenance)
         out["temperature_K"] = self.temperature_K
         out["charge_scale"] = self.charge_scale
+        out["ion_parameters"] = self.ion_parameters
         if self.kind == "salt_solution":
             out["salt"] = dict(self.salt)
             out["solvent"] = dict(self.solvent)
@@ -190,7 +205,8 @@ def parse_system(raw: dict[str, Any], where: str, base_dir: Path | None = None) 
     if not isinstance(provenance, dict):
         raise SpecError(f"{where}: 'provenance' must be a mapping (source, reference, notes)")
     check_keys(provenance, _PROVENANCE_KEYS, f"{where}: provenance")
-    species = _parse_species_list(raw["species"], where, base_dir)
+    ion_set = _ion_parameters(raw.get("ion_parameters", DEFAULT_ION_PARAMETERS), where)
+    species = _apply_ion_parameters(_parse_species_list(raw["species"], where, base_dir), ion_set)
     spec = SystemSpec(
         name=_string(raw["name"], "name", where),
         kind=kind,
@@ -198,6 +214,7 @@ def parse_system(raw: dict[str, Any], where: str, base_dir: Path | None = None) 
         provenance={k: str(v) for k, v in provenance.items()},
         temperature_K=_positive(raw.get("temperature_K", 298.15), "temperature_K", where),
         charge_scale=_charge_scale(raw.get("charge_scale", 1.0), where),
+        ion_parameters=ion_set,
         species=species,
         path=Path(where) if base_dir else None,
     )
@@ -360,6 +377,34 @@ def _positive(value: Any, what: str, where: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise SpecError(f"{where}: {what} must be positive and finite, got {value!r}")
     return float(value)
+
+
+def _ion_parameters(value: Any, where: str) -> str:
+    if value not in ION_PARAMETER_SETS:
+        raise SpecError(
+            f"{where}: ion_parameters {value!r} is not a known ion set; allowed: "
+            f"{', '.join(ION_PARAMETER_SETS)} (see docs/forcefields.md)"
+        )
+    return str(value)
+
+
+def _apply_ion_parameters(species: tuple[Species, ...], ion_set: str) -> tuple[Species, ...]:
+    from dataclasses import replace
+
+    files = set(ION_PARAMETER_SETS.values())
+    chosen = ION_PARAMETER_SETS[ion_set]
+    return tuple(replace(sp, forcefield=chosen) if sp.forcefield in files else sp
+                 for sp in species)
+
+
+def with_ion_parameters(spec: SystemSpec, ion_set: str) -> SystemSpec:
+    """``spec`` with its metal cations switched to the ion set ``ion_set``.
+
+    Raises :class:`SpecError` naming the allowed sets for an unknown name.
+    """
+    ion_set = _ion_parameters(ion_set, f"system {spec.name!r}")
+    return _replace(spec, ion_parameters=ion_set,
+                    species=_apply_ion_parameters(spec.species, ion_set))
 
 
 def _charge_scale(value: Any, where: str) -> float:
