@@ -274,7 +274,7 @@ def evaluate_test(comp: Comparison, test: Test, scale: float) -> dict[str, Any]:
     out["verdict"] = out["verdict"] or "inconclusive"
     out["convergence"] = _convergence(comp, found, test.quantity, options)
     out["summary"] = " vs ".join(
-        " | ".join(f"{_pm(st)} ({site.label}" + ("" if start == "all" else f", {start}") + ")"
+        " or ".join(f"{_pm(st)} ({site.label}" + ("" if start == "all" else f", {start}") + ")"
                    for start, st in opt) for site, opt in zip(found, options, strict=True))
     out["needs"] = _needs([st for opt in options for _, st in opt])
     out |= _test_summary(found, options)
@@ -326,11 +326,21 @@ def _quality_reasons(comp: Comparison, sites: Sequence[Site],
 def _straddle_reason(test: Test, options: Sequence[list[tuple[str, Stat]]]) -> str:
     first = options[0][0][1]
     if test.threshold is not None:
-        return (f"the error bar straddles the threshold: {test.quantity.name} = "
+        gap, sigma = abs(float(first.mean or 0) - test.threshold), first.error
+        text = (f"the error bar straddles the threshold: {test.quantity.name} = "
                 f"{_pm(first)} is within {SIGMA:g} sigma of {test.threshold:g}")
-    second = options[1][0][1]
-    return (f"the difference is within {SIGMA:g} combined sigma: {_pm(first)} vs "
-            f"{_pm(second)}")
+    else:
+        second = options[1][0][1]
+        gap = abs(float(first.mean or 0) - float(second.mean or 0))
+        sigma = (math.hypot(first.error, second.error)
+                 if first.error is not None and second.error is not None else None)
+        text = (f"the difference is within {SIGMA:g} combined sigma: {_pm(first)} vs "
+                f"{_pm(second)}")
+    if sigma and gap > 0 and first.n >= 1:
+        n = math.ceil(first.n * (SIGMA * sigma / gap) ** 2)
+        text += (f"; about {n} replicas of this length would resolve it if the mean held "
+                 "(error ~ 1/sqrt(n))")
+    return text
 
 
 def _needs(stats: Sequence[Stat]) -> str:
@@ -343,8 +353,11 @@ def _needs(stats: Sequence[Stat]) -> str:
              if r.production_ps is not None]
     if not needed:
         return "no time scale measured"
+    if prods and min(prods) >= max(needed):
+        return (f"production is long enough (10 x tau = {max(needed):.3g} ns, runs of "
+                f"{min(prods):.3g} ns); a smaller error needs more replicas (error ~ 1/sqrt(n))")
     now = f"; now {min(prods):.3g} ns" if prods else ""
-    return f">= {max(needed):.3g} ns of production per run (10 x tau = {max(needed):.3g} ns{now})"
+    return f">= {max(needed):.3g} ns of production per run (10 x tau{now})"
 
 
 def _pm(stat: Stat) -> str:
@@ -461,7 +474,7 @@ def evaluate_claim(comp: Comparison, claim: Claim) -> dict[str, Any]:
         verdict = "inconclusive"
     runs = sorted({r for t in tests for res in t["by_charge_scale"].values()
                    for r in res.get("runs", [])})
-    by_path = {str(r.path): r for r in comp.runset.runs}
+    by_path = {str(r.path): r for r in comp.runset.runs + comp.runset.built}
     used = [by_path[p] for p in runs if p in by_path]
     total = [r.simulated_ns for r in used if r.simulated_ns is not None]
     out: dict[str, Any] = {"id": claim.id, "title": claim.title, "statement": claim.statement,
@@ -505,7 +518,7 @@ def melt_evidence(comp: Comparison, system: str) -> dict[str, Any]:
     runs = [r for site in comp.sites(system) for rs in comp.site_runs(site).values()
             for r in rs]
     if not runs:
-        return {"simulated": False, "note": "not simulated: speciation from the built "
+        return {"simulated": False, "note": "no melt run analysed: speciation from the built "
                 "composition only"}
     al_cl = {str(r.path): r.analysis.get("al_cl_coordination") for r in runs}
     have = {k: v for k, v in al_cl.items() if v is not None}

@@ -137,7 +137,7 @@ def claim_section(claim: dict[str, Any], base: Path) -> str:
     if claim.get("melt"):
         melt = claim["melt"]
         out += ["", "*Simulated melt:* " + ("not simulated" if not melt["simulated"] else
-                f"Al-Cl coordination: {melt['al_cl_coordination']}") + f" ({melt['note']})."]
+                f"Al-Cl coordination {melt['al_cl_coordination']}") + f"; {melt['note']}."]
     return "\n".join(out)
 
 
@@ -164,7 +164,8 @@ def experiment_table(comp: Comparison, claims: ClaimsFile, base: Path) -> str:
                 if stat.mean is None:
                     continue
                 err = f" ± {stat.error:.3f}" if stat.error is not None else ""
-                tag = f"scale {scale:g}" + ("" if start == "all" else f", {start} start")
+                tag = ("built box" if exp.quantity.source == "composition" else
+                       f"scale {scale:g}" + ("" if start == "all" else f", {start} start"))
                 sims.append(f"{stat.mean:.3f}{err} ({tag}) {run_links(stat.runs, base)}")
             if exp.quantity.source == "composition":
                 break
@@ -239,8 +240,8 @@ def render(comp: Comparison, doc: dict[str, Any], claims: ClaimsFile, plots: Seq
     head = [f"# Solvation claims: verdicts from {len(runs)} simulations", "",
             f"{len(runs)} analysed runs of {', '.join(comp.systems)}; {total:.3g} ns of MD in "
             f"all on {', '.join(sorted({r.platform for r in runs}))}. "
-            f"{counts['supported']} claims supported, {counts['contradicted']} contradicted, "
-            f"{counts['inconclusive']} inconclusive.", "", "## Verdicts", "",
+            f"Of {len(doc['claims'])} claims: {counts['supported']} supported, "
+            f"{counts['contradicted']} contradicted, {counts['inconclusive']} inconclusive.", "", "## Verdicts", "",
             verdict_table(doc, base), "",
             "Key number: the claim's first test (value ± one standard error); details and "
             "every test below. Quantities: " + "; ".join(
