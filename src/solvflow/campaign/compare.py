@@ -154,12 +154,18 @@ def _time_check(run: Run, tau: float | None, unresolved: bool, few: bool) -> str
     reasons = []
     production = run.production_ps
     if tau is not None and production is not None and production < TIME_FACTOR * tau:
-        reasons.append(f"production {production:.4g} ps < {TIME_FACTOR:g} x {tau:.4g} ps")
+        reasons.append(f"production {duration(production)} < {TIME_FACTOR:g} x "
+                       f"{duration(tau)}")
     if few:
         reasons.append("fewer than 10 effective samples")
     if unresolved:
         reasons.append("residence time longer than the longest lag analysed")
     return ", ".join(reasons) or None
+
+
+def duration(ps: float) -> str:
+    """'500 ps' or '12.5 ns' (ps given)."""
+    return f"{ps / 1000.0:.3g} ns" if ps >= 1000.0 else f"{ps:.3g} ps"
 
 
 @dataclass

@@ -241,7 +241,8 @@ def render(comp: Comparison, doc: dict[str, Any], claims: ClaimsFile, plots: Seq
             f"{len(runs)} analysed runs of {', '.join(comp.systems)}; {total:.3g} ns of MD in "
             f"all on {', '.join(sorted({r.platform for r in runs}))}. "
             f"Of {len(doc['claims'])} claims: {counts['supported']} supported, "
-            f"{counts['contradicted']} contradicted, {counts['inconclusive']} inconclusive.", "", "## Verdicts", "",
+            f"{counts['contradicted']} contradicted, {counts['inconclusive']} inconclusive.",
+            "", "## Verdicts", "",
             verdict_table(doc, base), "",
             "Key number: the claim's first test (value ± one standard error); details and "
             "every test below. Quantities: " + "; ".join(
