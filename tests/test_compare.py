@@ -142,3 +142,15 @@ def test_compare_cli_writes_tables_and_plots(tmp_path: Path) -> None:
     assert names == ["compare.csv", "compare.md", "lifsi_dme_anion_states.png",
                      "lifsi_dme_cn.png", "lifsi_dme_pairing.png", "lifsi_dme_rdf.png"]
     assert all((tmp_path / "out" / n).stat().st_size > 5000 for n in names if n.endswith("png"))
+
+
+def test_runs_that_differ_in_temperature_are_not_replicas(tmp_path: Path) -> None:
+    import yaml
+
+    write_run(tmp_path, "a", seed=1)
+    hot = write_run(tmp_path, "b", seed=2)
+    spec = yaml.safe_load((hot / "spec.yaml").read_text())
+    spec["temperature_K"] = 350.0
+    (hot / "spec.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(InputError, match="differ in temperature or force field"):
+        compare([tmp_path])

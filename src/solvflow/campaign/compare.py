@@ -241,14 +241,32 @@ def compare(paths: Sequence[str | Path] | RunSet) -> Comparison:
     for run in runset.runs:
         site = Site(run.system, run.mode, run.requested, run.charge_scale)
         points.setdefault(Point(site, run.start), []).append(run)
-    for runs in points.values():
+    for point, runs in points.items():
         runs.sort(key=lambda r: (str(r.seed), str(r.path)))
+        _check_replicas(point, runs)
     comparison = Comparison(runset, dict(sorted(points.items())), {})
     for site in comparison.sites():
         by_start = comparison.site_runs(site)
         if all(s in by_start for s in TWO_STARTS):
             comparison.checks[site] = start_check(site, by_start)
     return comparison
+
+
+def _model(run: Run) -> tuple[Any, ...]:
+    """What replicas must share besides the point: temperature and force-field set-up."""
+    ff = run.spec.get("forcefield") or {}
+    return (run.spec.get("temperature_K"), ff.get("cutoff_nm"), tuple(ff.get("files") or ()))
+
+
+def _check_replicas(point: Point, runs: Sequence[Run]) -> None:
+    models = {_model(r): r for r in runs}
+    if len(models) > 1:
+        seen = "; ".join(f"{r.path}: T {m[0]} K, cutoff {m[1]} nm, {', '.join(m[2])}"
+                         for m, r in models.items())
+        raise InputError(f"runs of {point.site.system} at {point.site.label} (charge scale "
+                         f"{point.site.charge_scale:g}, {point.start} start) differ in "
+                         f"temperature or force field, so they are not replicas ({seen}); "
+                         "compare them separately")
 
 
 def _check_cations(runs: Sequence[Run]) -> None:

@@ -178,7 +178,7 @@ def experiment_table(comp: Comparison, claims: ClaimsFile, base: Path) -> str:
 def runs_table(comp: Comparison, base: Path) -> str:
     """Every run: link, system, composition, scale, start, seed, platform, ns, state."""
     lines = ["| run | system | composition | charge scale | start | seed | platform (precision) "
-             "| simulated ns | production ps | state |", "|---" * 10 + "|"]
+             "| protocol | simulated ns | production ps | ns/day | state |", "|---" * 12 + "|"]
     for run in sorted(comp.runset.runs, key=lambda r: (r.system, r.requested, r.charge_scale,
                                                        r.start, str(r.seed))):
         prod = "n/a" if run.production_ps is None else f"{run.production_ps:.4g}"
@@ -186,7 +186,8 @@ def runs_table(comp: Comparison, base: Path) -> str:
             f"| [{run.path.name}]({relpath(run.path, base)}) | {run.system} | "
             f"{concentration_label(run.mode, run.requested)} | {run.charge_scale:g} | "
             f"{run.start} | {run.seed} | {run.platform} ({run.status.get('precision', '?')}) | "
-            f"{_ns(run.simulated_ns)} | {prod} | {run.status.get('state', '?')} |")
+            f"{run.status.get('protocol', '?')} | {_ns(run.simulated_ns)} | {prod} | "
+            f"{_ns(run.status.get('ns_per_day'))} | {run.status.get('state', '?')} |")
     return "\n".join(lines)
 
 
