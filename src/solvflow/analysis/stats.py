@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -182,9 +182,15 @@ def _stderr(a: TimeAverage) -> float:
 
 
 def columns_average(per_frame: ArrayLike) -> list[TimeAverage]:
-    """:func:`time_average` of every column of an array of shape (N, n_values)."""
+    """:func:`time_average` of every column of an array of shape (N, n_values).
+
+    The means are ``values.mean(axis=0)`` (the column sums in numpy's order for a 2-D
+    array, as the analysis always formed them, so they are unchanged to the last bit).
+    """
     values = np.asarray(per_frame, dtype=np.float64)
-    return [time_average(values[:, k]) for k in range(values.shape[1])]
+    means = values.mean(axis=0) if values.shape[0] else np.full(values.shape[1], math.nan)
+    return [replace(time_average(values[:, k]), mean=float(means[k]))
+            for k in range(values.shape[1])]
 
 
 def block_of_frames(n_frames: int, n_blocks: int) -> NDArray[np.int64]:
