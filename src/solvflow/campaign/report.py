@@ -271,7 +271,7 @@ def write_report(paths: Sequence[str | Path], outdir: str | Path,
     comp = compare(paths)
     doc = evaluate_claims(comp, claims)
     claims_json = out / "claims.json"
-    claims_json.write_text(json.dumps(doc, indent=1) + "\n")
+    claims_json.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     csv_path, md_path = write_tables(comp, out)
     plots = write_plots(comp, out, claims.experiments)
     report = out / "report.md"

@@ -184,7 +184,11 @@ class Run:
 
     @property
     def partners(self) -> dict[str, str]:
-        return dict(self.analysis.get("partners") or {})
+        """Partner species -> role (analysis.json; older files: the CN keys, role unknown)."""
+        found = self.analysis.get("partners")
+        if isinstance(found, dict) and found:
+            return dict(found)
+        return {name: "unknown" for name in self.analysis.get("coordination_numbers") or {}}
 
     def measure(self, quantity: Quantity) -> Measurement:
         """This run's value of ``quantity`` (value None when the run lacks it)."""
