@@ -196,3 +196,19 @@ def test_rdf_range_follows_a_shrinking_box() -> None:
     assert a.r_nm[-1] < 0.9 < 1.0 and a.r_nm.size == b.r_nm.size
     np.testing.assert_allclose(a.g, b.g, rtol=1e-12)
     assert a.n_frames == 6 and a.running_cn[-1] > 0
+
+
+def test_analysis_of_a_shrinking_npt_box(real: md.Trajectory, tmp_path: Path) -> None:
+    # The real frames scaled from 1.0 to 0.7 (box 2.71 -> 1.90 nm): the first frame allows a
+    # 1 nm RDF range, the last only < 0.95 nm; the pass must finish with the narrower range.
+    scale = np.linspace(1.0, 0.7, real.n_frames)
+    shrunk = md.Trajectory(real.xyz * scale[:, None, None], real.topology,
+                           unitcell_lengths=real.unitcell_lengths * scale[:, None],
+                           unitcell_angles=real.unitcell_angles)
+    shrunk.save_dcd(str(tmp_path / "npt.dcd"))
+    out = analyze(tmp_path / "npt.dcd", DATA / "topology.pdb", cation="Li=resname LI",
+                  anions={"FSI": "resname FSI and (element O or element N)"},
+                  cutoffs_nm={"FSI": 0.3}, rdf_frames=50, diffusion=False).to_dict()
+    r_max = out["rdf"]["FSI"]["r_nm"][-1]
+    assert r_max < 0.5 * float(shrunk.unitcell_lengths.min()) < 1.0
+    assert out["rdf"]["FSI"]["n_frames"] == 50
