@@ -240,3 +240,25 @@ def test_chunk_cluster_sizes_equal_scipy_components() -> None:
     labels = scipy_components(n_frames * (n_cat + n_an), cat, n_frames * n_cat + an)
     np.testing.assert_array_equal(sizes, np.bincount(labels))
     assert np.bincount(frame, weights=sizes).tolist() == [n_cat + n_an] * n_frames
+
+
+@pytest.mark.parametrize("sigma_bins", [0.4, 2.0, 3.7])
+def test_rdf_smoothing_and_extrema_equal_scipy(sigma_bins: float) -> None:
+    # rdf.py's numpy smoothing / extrema against scipy's gaussian_filter1d(mode="nearest") and
+    # argrelextrema (the functions they replace), on a noisy RDF-like curve with plateaus.
+    from scipy.ndimage import gaussian_filter1d
+    from scipy.signal import argrelextrema
+
+    from solvflow.analysis.rdf import gaussian_smooth, strict_extrema
+
+    rng = np.random.default_rng(13)
+    r = np.arange(200) * 0.005 + 0.0025
+    g = 6 * np.exp(-((r - 0.2) / 0.02) ** 2) + 1 - np.exp(-r / 0.3) + rng.normal(0, 0.2, r.size)
+    g[:30] = 0.0  # flat start, as an RDF below contact distance
+    smooth = gaussian_smooth(g, sigma_bins)
+    np.testing.assert_allclose(smooth, gaussian_filter1d(g, sigma_bins, mode="nearest"),
+                               rtol=1e-12, atol=1e-12)
+    for compare in (np.greater, np.less):
+        want = argrelextrema(smooth, compare)[0]
+        assert want.size > 0
+        assert strict_extrema(smooth, compare).tolist() == want.tolist()
