@@ -212,3 +212,22 @@ def test_analysis_of_a_shrinking_npt_box(real: md.Trajectory, tmp_path: Path) ->
     r_max = out["rdf"]["FSI"]["r_nm"][-1]
     assert r_max < 0.5 * float(shrunk.unitcell_lengths.min()) < 1.0
     assert out["rdf"]["FSI"]["n_frames"] == 50
+
+
+def test_cli_summary_states_errors_time_step_and_conductivity(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from solvflow.cli import main
+
+    out = tmp_path / "a.json"
+    base = ["analyze", str(DATA), "--rdf-frames", "50", "--no-plots", "-o", str(out)]
+    assert main([*base, "--diffusion"]) == 2  # required, but the header has no time step
+    err = capsys.readouterr().err
+    assert "--dt-ps" in err and err.count("\n") == 1
+    assert main([*base, "--dt-ps", "0.4"]) == 0
+    text = capsys.readouterr().out
+    assert "step 0.4 ps (--dt-ps)" in text
+    assert "n_eff < 10: error bar unreliable" in text and "+-" in text  # D has block errors
+    assert "Nernst-Einstein" in text and "Einstein-Helfand" in text
+    assert "with scaled charges (s=0.8, as simulated)" in text and "formal charges" in text
+    assert main(base) == 0
+    assert "step unknown" in capsys.readouterr().out
