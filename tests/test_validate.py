@@ -245,3 +245,29 @@ def test_ion_sets_carry_the_published_mg_values(ion_set, sigma, epsilon):
     a, b = lj.getParticleParameters(0)  # geometric mixing: a = 2 sqrt(eps) s^6, b = 2 sqrt(eps) s^3
     assert a / b == pytest.approx(sigma**3, rel=1e-6)
     assert b == pytest.approx(2 * np.sqrt(epsilon) * sigma**3, rel=1e-6)
+
+
+def test_complex_start_run_directory(tmp_path):
+    import mdtraj
+    import yaml
+
+    from solvflow.build import system_settings
+    from solvflow.complexes import build_complex_rundir
+    from solvflow.composition import compose
+
+    spec = load_system("mg_tfsi2_dmac")
+    comp = compose(spec, concentration=0.5, n_salt=1)  # 1.49 nm box, 18 DMAc
+    cfg = {"ligand": "DMAc", "n_ligands": 6, "geometry": "octahedron", "distance_nm": 0.207}
+    rundir = build_complex_rundir(spec, comp, cfg, tmp_path / "run", seed=5,
+                                  settings=system_settings(0.8, 0.7))
+    written = yaml.safe_load((rundir / "spec.yaml").read_text())
+    assert written["start"]["state"] == "complex" and written["start"]["n_ligands"] == 6
+    traj = mdtraj.load(str(rundir / "topology.pdb"))
+    mg = traj.topology.select("resname MG")
+    oxygens = traj.topology.select("resname DMA and element O")
+    d = mdtraj.compute_distances(traj, [(m, o) for m in mg for o in oxygens]).reshape(len(mg), -1)
+    for row in d:  # six DMAc O at 2.07 A (PDB rounding 0.001 nm), the next O far outside
+        close = np.sort(row)[:7]
+        np.testing.assert_allclose(close[:6], 0.207, atol=0.003)
+        assert close[6] > 0.35
+    assert (rundir / "system.xml").is_file()

@@ -240,7 +240,7 @@ def build_complex_rundir(spec: Any, comp: Any, complex_cfg: dict[str, Any], rund
 
     ``spec`` a :class:`~solvflow.spec.SystemSpec`, ``comp`` its
     :class:`~solvflow.composition.Composition`; ``spec.yaml`` records
-    ``start: complex`` and the complex definition.
+    ``start: {state: complex, distance_nm, ligand, n_ligands, geometry}`` (in the input hash).
     """
     import shutil
     import tempfile
@@ -277,8 +277,10 @@ def build_complex_rundir(spec: Any, comp: Any, complex_cfg: dict[str, Any], rund
     positions = coords / 10.0
     check_min_distance(topology, positions, edge, 0.1)  # ligands may sit closer than Packmol's 2 A
     write_topology(rundir, topology, positions)
-    document = spec_document(spec, comp, species, seed=seed, charge_scale=settings.charge_scale)
-    document["start"] = {"kind": "complex", **{k: complex_cfg[k] for k in sorted(complex_cfg)}}
+    start = {"state": "complex", "distance_nm": float(complex_cfg["distance_nm"]),
+             **{k: complex_cfg[k] for k in sorted(complex_cfg) if k != "distance_nm"}}
+    document = spec_document(spec, comp, species, seed=seed, charge_scale=settings.charge_scale,
+                             start=start)
     (rundir / "spec.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     write_system(rundir, settings)
     return rundir

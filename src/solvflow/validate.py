@@ -262,13 +262,23 @@ def build_run(check: Check, rundir: Path, settings: RunSettings, ion_parameters:
     else:
         build(spec, output=rundir, seed=settings.seed, cutoff_nm=cutoff,
                        charge_scale=scale, overwrite=True, n_salt=n_salt, **measure)
+    files = sorted({sp.forcefield for sp in spec.species if sp.name in comp.counts})
     return {"system": spec.name, "composition": dict(check.composition), "n_salt": n_salt,
             "counts": dict(comp.counts), "initial_box_nm": round(comp.box_nm, 4),
             "cutoff_nm": cutoff, "charge_scale": scale, "ion_parameters": spec.ion_parameters,
-            "forcefield_files": sorted({sp.forcefield for sp in spec.species
-                                        if sp.name in comp.counts}),
+            "forcefield_files": files, "forcefield_sha256": _file_hashes(files),
             "start": start if check.kind == "shell" else "random",
             "temperature_K": spec.temperature_K}
+
+
+def _file_hashes(files: list[str]) -> dict[str, str]:
+    """First 12 hex digits of the sha256 of each force-field file (which version was used)."""
+    import hashlib
+
+    from solvflow.forcefield import forcefield_path
+
+    return {name: hashlib.sha256(forcefield_path(name).read_bytes()).hexdigest()[:12]
+            for name in files}
 
 
 def box_cutoff(box_nm: float) -> float:

@@ -35,6 +35,8 @@ def register(subparsers: Any) -> None:
                    help="folder of run directories and results")
     p.add_argument("--ns", type=float, default=None, metavar="NS",
                    help="production length in ns (default 0.03; equilibration 25 %%, >= 0.01)")
+    p.add_argument("--equil-ns", type=float, default=None, metavar="NS",
+                   help="equilibration length in ns (default: 25 %% of --ns, >= 0.01)")
     p.add_argument("--platform", default=None,
                    help="OpenMM platform (CUDA, OpenCL, CPU; default: the fastest)")
     p.add_argument("--ion-parameters", nargs="+", default=[None], metavar="SET",
@@ -82,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError(f"unknown start {start!r}; allowed: {', '.join(STARTS)}")
     if args.ns is not None and not 0 < args.ns <= 1000:
         raise InputError(f"--ns must be in (0, 1000] ns, got {args.ns:g}")
+    if args.equil_ns is not None and not 0 < args.equil_ns <= 1000:
+        raise InputError(f"--equil-ns must be in (0, 1000] ns, got {args.equil_ns:g}")
     if not 0.1 <= args.size_factor <= 100:
         raise InputError(f"--size-factor must be in [0.1, 100], got {args.size_factor:g}")
     out = Path(args.output)
@@ -90,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
                                 reference=args.reference, tolerance=args.tolerance)
         settings = RunSettings(production_ns=args.ns if args.ns is not None else 0.03,
                                platform=args.platform, seed=args.seed,
-                               size_factor=args.size_factor)
+                               size_factor=args.size_factor, equilibration=args.equil_ns)
         out.mkdir(parents=True, exist_ok=True)
         for check in checks:
             variants = ([(i, s) for i in args.ion_parameters for s in args.start]
