@@ -65,7 +65,7 @@ def plot_pairing(comp: Comparison, system: str, path: Path) -> Path:
             by_conc[point.site.concentration].append((point, runs))
     most = max(len(v) for v in by_conc.values())
     width = 0.8 / most
-    fig, ax = plt.subplots(figsize=(min(12.0, 1.2 + 1.1 * len(concs) * most), 4.0))
+    fig, ax = plt.subplots(figsize=(min(12.0, max(5.0, 1.2 + 1.1 * len(concs) * most)), 4.2))
     for i, conc in enumerate(concs):
         group = by_conc[conc]
         for k, (point, runs) in enumerate(group):
@@ -87,8 +87,8 @@ def plot_pairing(comp: Comparison, system: str, path: Path) -> Path:
     ax.set_xticklabels([concentration_label(comp.sites(system)[0].mode, c) for c in concs])
     ax.set_ylim(0, 1.18)
     ax.set_ylabel("fraction of cations")
-    ax.set_title(f"{system}: cation-centred states (above bars: start, charge scale, replicas; "
-                 "* = starts disagree)", fontsize=8)
+    ax.set_title(f"{system}: cation-centred states\n(above the bars: start, charge scale, "
+                 "replicas; * = the two starts disagree)", fontsize=8)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=7, ncol=3, frameon=False)
     return _save(fig, path)
 
