@@ -55,6 +55,7 @@ MK_RADII_ANGSTROM: dict[str, float] = {
     "P": 1.80, "S": 1.75, "Cl": 1.70,
 }
 ESP_CHUNK_POINTS = 64
+SCF_MAX_MEMORY_MB = 9000
 _GEOMETRIC_LOG_INI = """[loggers]
 keys=root
 [handlers]
@@ -210,6 +211,10 @@ def _scf(mol: Any) -> Any:
     mf = scf.RHF(mol).density_fit(auxbasis=AUXBASIS)
     mf.conv_tol = 1e-10
     mf.max_cycle = 200
+    # Keep the 3-index DF tensor in memory (B(hfip)4-: about 6 GB): PySCF's default 4 GB
+    # would put it on disk and reread it every SCF cycle, many times slower.
+    mf.max_memory = max(mf.max_memory, SCF_MAX_MEMORY_MB)
+    mf.with_df.max_memory = mf.max_memory
     mf.kernel()
     if not mf.converged:
         raise ParametrizeError(f"HF/{mol.basis} SCF did not converge in {mf.max_cycle} cycles")
@@ -224,7 +229,11 @@ def optimise_geometry(symbols: list[str], coords_angstrom: np.ndarray, charge: i
     except ImportError:  # pragma: no cover - geomeTRIC is a declared dependency
         raise ParametrizeError("geometry optimisation needs geomeTRIC: pip install geometric"
                                ) from None
-    mf = _scf(_pyscf_molecule(symbols, coords_angstrom, charge, basis))
+    from pyscf import scf
+
+    mf = scf.RHF(_pyscf_molecule(symbols, coords_angstrom, charge, basis))
+    mf = mf.density_fit(auxbasis=AUXBASIS)
+    mf.conv_tol = 1e-9  # the final single point is converged to 1e-10
     steps = 0
 
     def count(_envs: dict[str, Any]) -> None:
@@ -234,9 +243,12 @@ def optimise_geometry(symbols: list[str], coords_angstrom: np.ndarray, charge: i
     with tempfile.TemporaryDirectory(prefix="solvflow-geomopt-") as tmp:
         log_ini = Path(tmp) / "log.ini"  # geomeTRIC's progress log: warnings only
         log_ini.write_text(_GEOMETRIC_LOG_INI)
-        converged, mol_eq = geometric_solver.kernel(
-            mf, maxsteps=max_steps, callback=count, logIni=str(log_ini),
-            prefix=str(Path(tmp) / "opt"))
+        try:
+            converged, mol_eq = geometric_solver.kernel(
+                mf, maxsteps=max_steps, callback=count, logIni=str(log_ini),
+                prefix=str(Path(tmp) / "opt"))
+        except RuntimeError as exc:  # PySCF's scanner: an SCF step did not converge
+            raise ParametrizeError(f"HF/{basis} geometry optimisation failed: {exc}") from None
     if not converged:
         raise ParametrizeError(f"HF/{basis} geometry optimisation did not converge in "
                                f"{max_steps} steps; raise the step limit or start from a "

@@ -102,7 +102,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--charge-scale", type=float, metavar="F",
                         help="ionic charge scale (0.5-1.0); default: the one in spec.yaml")
     parser.add_argument("--cutoff-nm", type=float, metavar="NM", help="non-bonded cutoff, nm")
-    parser.add_argument("--smiles", help="SMILES of a new organic species")
+    parser.add_argument("--smiles", help="SMILES of a new species (with formal charges)")
     parser.add_argument("--name", help="name of the new species (XML file stem)")
     parser.add_argument("--residue", help="residue name, 1-3 characters (default: from --name)")
     parser.add_argument("--charges", choices=("am1bcc", "resp"), default="am1bcc",
