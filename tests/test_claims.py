@@ -278,3 +278,12 @@ def test_claims_cli_writes_json_and_fails_cleanly(tmp_path: Path,
     code = main(["claims", str(tmp_path / "runs"), "-o", str(out), "--claims", str(bad)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "unknown quantity 'magic'" in err
+
+
+def test_a_scale_without_a_decision_leaves_the_test_open(tmp_path: Path) -> None:
+    write_run(tmp_path, "s08", scale=0.8, ssip=0.75, cn={"FSI": 0.1, "DME": 2.5})
+    write_run(tmp_path, "s10", scale=1.0, ssip=0.51, err=0.02, cn={"FSI": 0.1, "DME": 2.5})
+    claim = _verdicts(tmp_path)["1"]
+    assert claim["verdict"] == "inconclusive"
+    assert "decided at some charge scales only (0.8: supported, 1: inconclusive)" in \
+        _reasons(claim)

@@ -274,9 +274,11 @@ def evaluate_over_scales(comp: Comparison, test: Test) -> dict[str, Any]:
     out["charge_scales"] = scales
     verdicts = {r["verdict"] for r in results.values()}
     reasons = [f"charge scale {k}: {why}" for k, r in results.items() for why in r["reasons"]]
+    per_scale = ", ".join(f"{k}: {r['verdict']}" for k, r in results.items())
     if {"supported", "contradicted"} <= verdicts:
-        flips = ", ".join(f"{k}: {r['verdict']}" for k, r in results.items())
-        reasons.insert(0, f"the verdict flips between charge scales ({flips})")
+        reasons.insert(0, f"the verdict flips between charge scales ({per_scale})")
+    elif len(verdicts) > 1:
+        reasons.insert(0, f"decided at some charge scales only ({per_scale})")
     out["verdict"] = verdicts.pop() if len(verdicts) == 1 else "inconclusive"
     out["reasons"] = reasons
     out["convergence"] = "; ".join(sorted({f"{r['convergence']}" for r in results.values()}))
