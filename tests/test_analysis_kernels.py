@@ -29,7 +29,7 @@ from oracles import (
     unwrapped_centres,
 )
 from solvflow.analysis import kernels
-from solvflow.analysis.contacts import chunk_contacts, compute_contacts
+from solvflow.analysis.contacts import chunk_contacts, chunk_contacts_of, compute_contacts
 from solvflow.analysis.pairing import chunk_cluster_sizes
 from solvflow.analysis.rdf import RDFAccumulator
 from solvflow.analysis.residence import ContactCorrelation, lag_grid
@@ -107,8 +107,11 @@ def test_contacts_on_real_md_frames_equal_the_kd_tree() -> None:
     sites = traj.topology.select("(resname FSI and (element O or element N)) or "
                                  "(resname DME and element O)")
     boxes = traj.unitcell_lengths.astype(np.float64)
-    f, i, j = chunk_contacts(traj.xyz[:, li], traj.xyz[:, sites], boxes, 0.3)
+    f, i, j = chunk_contacts_of(traj.xyz, li, sites, boxes, 0.3)  # the engine's call
     assert f.size > 10 * li.size  # Li+ are coordinated
+    gathered = chunk_contacts(traj.xyz[:, li], traj.xyz[:, sites], boxes, 0.3)
+    for a, b in zip((f, i, j), gathered, strict=True):
+        np.testing.assert_array_equal(a, b)
     for k in range(traj.n_frames):
         ci, sj = kdtree_contacts(traj.xyz[k, li], traj.xyz[k, sites], np.arange(sites.size),
                                  boxes[k], 0.3)

@@ -7,6 +7,8 @@ distances; a site is in the shell when its distance is ``<=`` its cutoff.
 * :func:`chunk_contacts` (used by the engine) works on a whole chunk of
   frames at once with the numba cell-list kernel of
   :mod:`solvflow.analysis.kernels`.
+* :func:`chunk_contacts_of` is the same search on atoms selected from whole
+  frames (the engine's call: the kernel reads the selected atoms in place);
 * :func:`compute_contacts` is the same search for one frame (with an optional
   exclusion of pairs within one molecule), for callers and tests that have
   one frame of hand-placed atoms.
@@ -117,16 +119,51 @@ def chunk_contacts(
         Contacts with minimum-image distance ``<= cutoff`` (sorted by frame, cation, site).
     """
     cations, sites = np.asarray(cation_xyz), np.asarray(site_xyz)
+    return _contacts(cations, np.arange(cations.shape[1]), sites, np.arange(sites.shape[1]),
+                     boxes, cutoff_nm)
+
+
+def chunk_contacts_of(
+    xyz: ArrayLike, cation_atoms: ArrayLike, site_atoms: ArrayLike, boxes: ArrayLike,
+    cutoff_nm: float | ArrayLike,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """:func:`chunk_contacts` of atoms selected from whole frames (no copy of the selection).
+
+    Parameters
+    ----------
+    xyz : array_like, shape (n_frames, n_atoms, 3), nm
+        A chunk of the trajectory.
+    cation_atoms : array_like of int, shape (n_cations,)
+        Atom index of each cation's centre.
+    site_atoms : array_like of int, shape (n_sites,)
+        Atom index of each coordinating site.
+    boxes, cutoff_nm
+        As in :func:`chunk_contacts`.
+
+    Returns
+    -------
+    frame, cation, site : ndarray of int64, shape (n_contacts,)
+        ``cation`` and ``site`` index ``cation_atoms`` and ``site_atoms``.
+    """
+    frames = np.asarray(xyz)
+    return _contacts(frames, np.asarray(cation_atoms, dtype=np.int64), frames,
+                     np.asarray(site_atoms, dtype=np.int64), boxes, cutoff_nm)
+
+
+def _contacts(cx: NDArray[np.floating], catoms: NDArray[np.int64], sx: NDArray[np.floating],
+              satoms: NDArray[np.int64], boxes: ArrayLike, cutoff_nm: float | ArrayLike,
+              ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     cut = np.ascontiguousarray(
-        np.broadcast_to(np.asarray(cutoff_nm, dtype=np.float64), (sites.shape[1],)))
+        np.broadcast_to(np.asarray(cutoff_nm, dtype=np.float64), (satoms.size,)))
     empty = np.zeros(0, dtype=np.int64)
-    if sites.shape[1] == 0 or cations.shape[0] == 0 or cations.shape[1] == 0:
+    if satoms.size == 0 or catoms.size == 0 or cx.shape[0] == 0:
         return empty, empty, empty
     b = np.ascontiguousarray(np.asarray(boxes, dtype=np.float64).reshape(-1, 3))
     r_max = float(cut.max())
     kernels.check_below_half_box(r_max, b, "cutoff")
     n = kernels.cells_per_edge(b, r_max, 1)
-    f, i, j = kernels.contacts_kernel(np.ascontiguousarray(cations), np.ascontiguousarray(sites),
+    f, i, j = kernels.contacts_kernel(np.ascontiguousarray(cx), np.ascontiguousarray(catoms),
+                                      np.ascontiguousarray(sx), np.ascontiguousarray(satoms),
                                       b, cut, n)
     return f, i, j
 

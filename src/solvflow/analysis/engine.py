@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from solvflow.analysis.contacts import chunk_contacts
+from solvflow.analysis.contacts import chunk_contacts_of
 from solvflow.analysis.coordination import ShellCompositions, shell_counts
 from solvflow.analysis.groups import Group
 from solvflow.analysis.pairing import (
@@ -148,8 +148,8 @@ class SolvationAccumulator:
         if n_f == 0:
             return
         blocks = self.blocks[np.minimum(self.n_seen + np.arange(n_f), self.n_frames - 1)]
-        f, ci, sj = chunk_contacts(xyz[:, self.cation.atoms], xyz[:, self.site_atoms], box,
-                                   self.site_cutoff)
+        f, ci, sj = chunk_contacts_of(xyz, self.cation.atoms, self.site_atoms, box,
+                                      self.site_cutoff)
         n_cat, n_p = self.cation.n_molecules, self.n_partners
         fc = f * n_cat + ci  # frame-cation index
         key = np.unique(fc * self.n_mol_total + self.site_molecule[sj])  # a molecule counts once

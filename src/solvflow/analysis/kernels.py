@@ -207,14 +207,19 @@ def _scan_centre(cx: float, cy: float, cz: float, b: Any, lim: Any, n: Any, reac
 
 
 @_njit
-def contacts_kernel(c: Any, s: Any, boxes: Any, cut: Any, n: Any) -> Any:
+def contacts_kernel(cx: Any, catoms: Any, sx: Any, satoms: Any, boxes: Any, cut: Any,
+                    n: Any) -> Any:
     """(frame, centre, site) with distance <= cut[site], sorted by frame, centre, site.
 
-    ``c`` (n_frames, n_centres, 3), ``s`` (n_frames, n_sites, 3) nm (float32 or float64),
-    ``boxes`` (n_frames, 3) float64, ``cut`` (n_sites,) float64 nm, ``n`` (3,) int64 cells.
+    Centre ``i`` of frame ``f`` is ``cx[f, catoms[i]]``, site ``j`` is ``sx[f, satoms[j]]``:
+    ``cx``, ``sx`` (n_frames, n_atoms, 3) nm (float32 or float64; the same array, e.g. a
+    chunk of the trajectory, or already gathered coordinates with ``arange`` indices), so
+    the caller never copies the selected atoms. ``boxes`` (n_frames, 3) float64, ``cut``
+    (n_sites,) float64 nm, ``n`` (3,) int64 cells.
     """
-    n_frames, n_centres, n_sites = c.shape[0], c.shape[1], s.shape[1]
+    n_frames, n_centres, n_sites = cx.shape[0], catoms.size, satoms.size
     cell_of, order, start, xyz, hit_p, hit_d = _cell_scratch(n_sites, n)
+    sites = np.empty((n_sites, 3))
     r_max = cut.max()
     out_f = np.empty(max(16, n_frames * n_centres * 8), np.int64)
     out_i = np.empty(out_f.size, np.int64)
@@ -223,10 +228,14 @@ def contacts_kernel(c: Any, s: Any, boxes: Any, cut: Any, n: Any) -> Any:
     for f in range(n_frames):
         b = boxes[f]
         lim = 0.49 * b
-        _sorted_sites(s[f], b, n, cell_of, order, start, xyz)
+        for j in range(n_sites):
+            for d in range(3):
+                sites[j, d] = np.float64(sx[f, satoms[j], d])
+        _sorted_sites(sites, b, n, cell_of, order, start, xyz)
         for i in range(n_centres):
-            h = _scan_centre(np.float64(c[f, i, 0]), np.float64(c[f, i, 1]),
-                             np.float64(c[f, i, 2]), b, lim, n, 1, start, xyz, r_max, hit_p,
+            a = catoms[i]
+            h = _scan_centre(np.float64(cx[f, a, 0]), np.float64(cx[f, a, 1]),
+                             np.float64(cx[f, a, 2]), b, lim, n, 1, start, xyz, r_max, hit_p,
                              hit_d)
             if m + h > out_f.size:
                 cap = 2 * (m + h)
