@@ -143,3 +143,6 @@ def test_report_reads_and_links_resolve(campaign: Path, tmp_path: Path) -> None:
     assert "solvflow report" in text and "openmm" in text and "ions.xml" in text
     assert "**SSIP** no anion in the shell" in text
     assert "c4_s1" in text  # the failed task is listed
+    claims = (out / "claims.json").read_bytes()
+    assert main(["report", str(campaign), "-o", str(out)]) == 0  # rerun: the same files
+    assert (out / "report.md").read_text() == text and (out / "claims.json").read_bytes() == claims

@@ -107,7 +107,8 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
         raise ClaimsFileError(f"{where}: claim ids must be unique, got {ids}")
     experiments = tuple(_experiment(e, f"{where}: experiment {i + 1}")
                         for i, e in enumerate(raw.get("experiments") or []))
-    return ClaimsFile(str(where), claims, experiments)
+    label = str(where) if path is not None else "claims.yaml shipped with solvflow"
+    return ClaimsFile(label, claims, experiments)
 
 
 def _keys(item: Any, allowed: set[str], required: set[str], where: str) -> None:

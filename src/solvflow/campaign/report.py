@@ -8,7 +8,6 @@ campaign can move together.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -191,7 +190,7 @@ def runs_table(comp: Comparison, base: Path) -> str:
     return "\n".join(lines)
 
 
-def provenance(comp: Comparison, command: str) -> str:
+def provenance(comp: Comparison, command: str, claims_path: str = "") -> str:
     """The exact command, versions (now and recorded in the runs), force fields, platforms."""
     runs = comp.runset.runs
     recorded = sorted({f"solvflow {r.spec.get('solvflow_version')}, openmm "
@@ -207,9 +206,9 @@ def provenance(comp: Comparison, command: str) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())
     missing = comp.runset.missing
     lines = ["```bash", command, "```", "",
-             f"- Report generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC} with: "
-             f"{versions}.",
+             f"- Report written with: {versions}.",
              f"- Versions recorded in the runs: {'; '.join(recorded) or 'n/a'}.",
+             f"- Claims file: {claims_path}.",
              f"- Force-field files: {', '.join(files) or 'n/a'} (sources: `docs/forcefields.md`); "
              f"{' | '.join(ff) or 'n/a'}; ionic charge scale(s) "
              f"{', '.join(f'{s:g}' for s in scales)}.",
@@ -255,7 +254,7 @@ def render(comp: Comparison, doc: dict[str, Any], claims: ClaimsFile, plots: Seq
             "## Numbers per system", "", markdown_tables(comp, base), "", "### Plots", ""]
     tail += [f"![{p.stem}]({relpath(p, base)})\n" for p in plots]
     tail += ["## Runs", "", runs_table(comp, base), "", _missing_section(comp),
-             "## Reproduce", "", provenance(comp, command), ""]
+             "## Reproduce", "", provenance(comp, command, claims.path), ""]
     return "\n".join(head + body + tail)
 
 
