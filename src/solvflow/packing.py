@@ -57,8 +57,10 @@ def structure_of(mol: Any, number: int, extra: tuple[str, ...] = ()) -> Structur
 
 
 def pack(structures: list[Structure], *, box_nm: float, seed: int, workdir: Path,
-         nloop: int | None = None) -> NDArray[np.float64]:
+         nloop: int | None = None, timeout_scale: float = 1.0) -> NDArray[np.float64]:
     """Run Packmol on ``structures`` in the periodic cubic box of edge ``box_nm``.
+
+    Packmol is stopped after ``timeout_scale x (120 s + 0.05 s per atom)`` of wall time.
 
     Returns
     -------
@@ -84,7 +86,7 @@ def pack(structures: list[Structure], *, box_nm: float, seed: int, workdir: Path
         n_total += st.number * st.n_atoms
     (workdir / "packmol.inp").write_text("\n".join(lines))
     n_molecules = sum(st.number for st in structures)
-    timeout = 120 + 0.05 * n_total
+    timeout = timeout_scale * (120 + 0.05 * n_total)
     try:
         with open(workdir / "packmol.inp") as stdin:
             proc = subprocess.run([str(get_binary_path())], stdin=stdin, cwd=workdir,
