@@ -1,4 +1,4 @@
-"""Locating the data shipped with solvflow (force fields, systems).
+"""Locating the data shipped with solvflow (force fields, systems, workflows).
 
 In an installed wheel the data live in ``solvflow/data/`` (see the hatch
 ``force-include`` table in pyproject.toml).  In a source checkout used
@@ -14,6 +14,7 @@ from pathlib import Path
 _PACKAGE_DATA = {
     "forcefields": ("ffxml", "solvflow"),
     "systems": ("systems",),
+    "workflows": ("workflows",),
 }
 
 
@@ -27,7 +28,7 @@ def data_dir(kind: str) -> Path:
     Parameters
     ----------
     kind : str
-        ``"forcefields"`` or ``"systems"`` (protocols live inside the package,
+        ``"forcefields"``, ``"systems"`` or ``"workflows"`` (protocols live inside the package,
         ``solvflow/protocols/``).
 
     Returns
