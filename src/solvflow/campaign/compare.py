@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from solvflow.analysis.stats import replica_mean_stderr
 from solvflow.campaign.runs import (
     TIME_FACTOR,
     Quantity,
@@ -134,8 +135,9 @@ def summarise(runs: Sequence[Run], quantity: Quantity | str) -> Stat:
     if not values:
         return Stat(q.name, None, None, "none", None, None, [], [])
     n = len(values)
-    mean = sum(values) / n
-    se_rep = (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n >= 2 else None)
+    mean_or_none, headline, method = replica_mean_stderr(values, errors)
+    mean = float(mean_or_none if mean_or_none is not None else math.nan)
+    se_rep = headline if method == "across_replicas" else None
     se_in = (math.sqrt(sum(e * e for e in errors if e is not None)) / n
              if all(e is not None for e in errors) else None)
     error: float | None
