@@ -224,3 +224,42 @@ def test_gpu_workers_are_pinned_to_their_devices() -> None:
                                                os.environ["OPENMM_CPU_THREADS"]))
     assert sorted(seen.values()) == [(0, "5", "1"), (1, "5", "1"), (2, "7", "1"),
                                      (3, "7", "1")]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_live_board_on_a_terminal(tmp_path: Path) -> None:
+    """The rich board: counts, and per running task its stage, ns, ns/day and ETA as the
+    worker's progress file gives them; failures listed when it closes."""
+    from rich.console import Console
+
+    from solvflow.campaign.board import LiveBoard, make_board
+    from solvflow.campaign.sweep import Campaign
+    from solvflow.campaign.task import ProgressFile, progress_path
+
+    wf = load_workflow("smoke")
+    tasks = expand(wf)
+    campaign = Campaign(tmp_path, wf, tasks)
+    campaign.open()
+    terminal = _Terminal()
+    board = make_board(terminal, campaign)
+    assert isinstance(board, LiveBoard)
+    assert type(make_board(io.StringIO(), campaign)).__name__ == "LineBoard"
+    campaign.update(tasks[0].id, state="running")
+    ProgressFile(progress_path(tmp_path, tasks[0].id), "token").write(
+        "simulate", stage="npt", stage_index=4, n_stages=5, ns_done=0.0003, ns_total=0.00046,
+        ns_per_day=12.5, eta_s=75.0)
+    board.event(campaign.update(tasks[1].id, state="failed", error="build: no room"))
+    console = Console(file=io.StringIO(), width=160)
+    console.print(board._render())
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "0 done" in text and "1 running" in text and "1 failed" in text
+    assert "2 queued" in text
+    row = next(line for line in text.splitlines() if line.split()[:1] == [tasks[0].id])
+    assert row.split()[1:] == ["npt", "4/5", "0.0003", "/", "0.00046", "12.5", "00:01:15"]
+    assert f"failed   {tasks[1].id}  build: no room" in text
+    board.close()
+    assert f"failed   {tasks[1].id}: build: no room" in terminal.getvalue()

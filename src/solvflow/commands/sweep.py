@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,20 @@ def _run(args: argparse.Namespace) -> int:
         return _list(workflow, expand(workflow))
     if args.output is None:
         raise InputError("-o CAMPAIGN is required: the campaign directory to create or continue")
-    result = sweep(workflow, Path(args.output), scheduler=args.scheduler, workers=args.workers,
-                   walltime=args.walltime, tasks_per_gpu=args.tasks_per_gpu,
-                   platform=args.platform, plots=not args.no_plots)
+    previous = signal.signal(signal.SIGTERM, _stop)  # a batch system ending the job
+    try:
+        result = sweep(workflow, Path(args.output), scheduler=args.scheduler,
+                       workers=args.workers, walltime=args.walltime,
+                       tasks_per_gpu=args.tasks_per_gpu, platform=args.platform,
+                       plots=not args.no_plots)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return result.exit_status
+
+
+def _stop(signum: int, frame: Any) -> None:
+    """SIGTERM as Ctrl-C: running tasks are recorded as stopped, the workers shut down."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def register(subparsers: Any) -> None:
