@@ -94,15 +94,34 @@ def _ns(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
+_WHY = (("runs missing", "runs missing"), ("production too short", "production too short"),
+        ("convergence unknown", "no time scale measured"),
+        ("two starts disagree", "the two starts disagree"),
+        ("flips between charge scales", "flips with the charge scale"),
+        ("some charge scales only", "not decided at every charge scale"),
+        ("straddles the threshold", "within 2σ of the threshold"),
+        ("within 2 combined sigma", "difference within 2σ"),
+        ("no error bar", "no error bar"), ("not available", "quantity not in analysis.json"))
+
+
+def _why(claim: dict[str, Any]) -> str:
+    """Short labels of the reasons a claim is not decided ('-' when it is)."""
+    if claim["verdict"] != "inconclusive":
+        return "-"
+    text = " ".join(claim["reasons"])
+    return ", ".join(label for key, label in _WHY if key in text) or "see details"
+
+
 def verdict_table(doc: dict[str, Any], base: Path) -> str:
     """The one-minute table: claim, verdict, key number ± error, ns, charge scale, converged?"""
-    lines = ["| # | claim | verdict | key number ± error | simulated ns | charge scale | "
-             "converged? |", "|---|---|---|---|---|---|---|"]
+    lines = ["| # | claim | verdict | why not decided | key number ± error | simulated ns | "
+             "charge scale | converged? |", "|---|---|---|---|---|---|---|---|"]
     for claim in doc["claims"]:
         scales = ", ".join(f"{s:g}" for s in claim["charge_scales"]) or "n/a"
         lines.append(f"| [{claim['id']}](#claim-{claim['id']}) | {claim['title']} | "
-                     f"{_verdict_cell(claim['verdict'])} | {_key_number(claim, base)} | "
-                     f"{_ns(claim['simulated_ns'])} | {scales} | {claim['convergence']} |")
+                     f"{_verdict_cell(claim['verdict'])} | {_why(claim)} | "
+                     f"{_key_number(claim, base)} | {_ns(claim['simulated_ns'])} | {scales} | "
+                     f"{claim['convergence']} |")
     return "\n".join(lines)
 
 
