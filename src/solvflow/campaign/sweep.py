@@ -425,7 +425,7 @@ def _drive(client: Any, campaign: Campaign, pending: list[Task], options: dict[s
         for task_id in futures.values():
             if campaign.records[task_id]["state"] == "running":
                 campaign.update(task_id, state="stopped",
-                                note="interrupted (Ctrl-C); the next sweep resumes it")
+                                note="interrupted (Ctrl-C or SIGTERM); the next sweep resumes it")
         raise
 
 

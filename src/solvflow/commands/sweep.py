@@ -14,11 +14,21 @@ Run a campaign: every combination in the workflow file (systems x compositions x
 charge scales x start states x replicas) is one task, build -> run -> analyze in
 CAMPAIGN/runs/<task-id>/ (e.g. lifsi_dme-1M-cs0.8-random-r1), run on Dask distributed.
 
-WORKFLOW is a shipped workflow ({names}) or the path of a workflow YAML (see
-docs/campaign.md for its keys). CAMPAIGN/campaign.json lists every task with its
-parameters, state (queued, running, finished, stopped, failed), wall time, platform,
-ns/day and error; CAMPAIGN/workflow.yaml is the workflow with every default filled in;
-CAMPAIGN/logs/<task-id>.log holds each task's output.
+WORKFLOW is a shipped workflow ({names}) or the path of a
+workflow YAML: name, protocol (preset name or file), systems: a list of {{system,
+concentrations_M | ratios | molalities_mol_kg (default: the system file's own),
+n_salt | target_atoms, and optional charge_scales, starts, replicas, production_ns,
+cutoff_nm, label}}; optional top-level charge_scales ([0.8, 1.0]; null = the system's
+own), starts (random, dissociated, paired), replicas (N: seeds 1..N, or {{seeds:
+[...]}}), production_ns, walltime, tasks_per_gpu. Unknown keys and bad values are
+errors naming the key and what is allowed, before anything runs (docs/campaign.md).
+
+CAMPAIGN/campaign.json lists every task with its parameters, state (queued, running,
+finished, stopped, failed), wall time, platform, ns/day and error; CAMPAIGN/workflow.yaml
+is the workflow with every default filled in; CAMPAIGN/logs/<task-id>.log holds each
+task's output. On a terminal a live board shows done/running/failed/queued tasks and
+ns/day and ETA of each running one; elsewhere one line per state change. Afterwards:
+solvflow compare / claims / report CAMPAIGN.
 
 Run the same command again at any time: finished tasks are skipped without starting
 MD, interrupted or stopped ones resume from their last checkpoint, failed ones are
