@@ -19,7 +19,8 @@ from solvflow import __version__
 from solvflow.errors import SolvflowError
 
 # Order in `solvflow --help`; commands not listed here follow alphabetically.
-_COMMAND_ORDER = ["build", "parametrize", "run", "platforms", "analyze", "validate", "systems"]
+_COMMAND_ORDER = ["build", "parametrize", "run", "platforms", "analyze", "sweep", "compare",
+                  "claims", "report", "validate", "systems"]
 
 
 def _command_modules() -> list[str]:
