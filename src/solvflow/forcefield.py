@@ -43,6 +43,11 @@ EWALD_TOLERANCE = 5e-4
 LJ_14_SCALE = 0.5
 COULOMB_14_SCALE = 0.5
 _LJ_EXPRESSION = "(a1*a2*ir6 - b1*b2)*ir6; ir6 = 1/r^6"
+LJ_FORCE_NAME = "LennardJonesGeometric"
+LJ_LB_FORCE_NAME = "LennardJonesLorentzBerthelot"
+_LB_EXPRESSION = ("4*epsilon*(sr6^2 - sr6); sr6 = (sigma/r)^6; sigma = 0.5*(sigma1 + sigma2); "
+                  "epsilon = sqrt(epsilon1*epsilon2)")
+MIXING_RULES = ("geometric", "lorentz-berthelot")
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ def create_system(
     *,
     settings: SystemSettings | None = None,
     periodic: bool = True,
+    lorentz_berthelot_residues: Iterable[str] = (),
 ) -> Any:
     """An OpenMM System for ``topology`` with geometric mixing and scaled ionic charges.
 
@@ -117,6 +123,10 @@ def create_system(
         Charge scale, cutoff and switching distance (nm).
     periodic : bool
         PME with a cutoff (True) or no cutoff (False, for single molecules).
+    lorentz_berthelot_residues : iterable of str
+        Residue names whose parameters were fitted with Lorentz-Berthelot mixing
+        (declared in their XML, see :func:`lorentz_berthelot_residues`): every pair
+        involving one of their atoms mixes LB; all other pairs mix geometrically.
 
     Raises
     ------
@@ -143,7 +153,9 @@ def create_system(
         raise ForceFieldError(_template_message(str(exc))) from None
     check_coverage(topology, system)
     scale_ionic_charges(system, topology, settings.charge_scale)
-    apply_geometric_mixing(system, settings.switch_nm if periodic else None)
+    lb = set(lorentz_berthelot_residues)
+    lb_atoms = {a.index for a in topology.atoms() if a.residue.name in lb}
+    apply_geometric_mixing(system, settings.switch_nm if periodic else None, lb_atoms)
     return system
 
 
@@ -257,7 +269,8 @@ def _nonbonded(system: Any) -> Any:
     return found[0]
 
 
-def apply_geometric_mixing(system: Any, switch_nm: float | None = DEFAULT_SWITCH_NM) -> Any:
+def apply_geometric_mixing(system: Any, switch_nm: float | None = DEFAULT_SWITCH_NM,
+                           lorentz_berthelot_atoms: Iterable[int] = ()) -> Any:
     """Move Lennard-Jones terms to a geometric-mixing ``CustomNonbondedForce`` (in place).
 
     The ``NonbondedForce`` keeps charges (and PME); its LJ epsilon becomes 0.
@@ -265,41 +278,184 @@ def apply_geometric_mixing(system: Any, switch_nm: float | None = DEFAULT_SWITCH
     arithmetic mean) and keep OpenMM's epsilon = lj14scale sqrt(eps_i eps_j)
     (0.5 in every shipped file). Excluded pairs
     (1-2, 1-3, 1-4) are excluded from the custom force. Returns the new force.
-    """
-    import openmm
 
+    ``lorentz_berthelot_atoms`` (atoms of species fitted with LB mixing): pairs of two
+    such atoms stay in the native ``NonbondedForce`` (LB, switched, dispersion
+    correction), pairs of one such atom and another atom go to a second custom force
+    with the LB expression (interaction group), and the geometric force is limited
+    to the pairs of two other atoms. With none (every shipped file), one force.
+    """
     nonbonded = _nonbonded(system)
-    custom = openmm.CustomNonbondedForce(_LJ_EXPRESSION)
-    custom.setName("LennardJonesGeometric")
-    custom.addPerParticleParameter("a")
-    custom.addPerParticleParameter("b")
+    lb = set(lorentz_berthelot_atoms)
+    custom = _new_lj_force(nonbonded, _LJ_EXPRESSION, ("a", "b"), switch_nm, LJ_FORCE_NAME)
     sigma_eps: list[tuple[float, float]] = []
     for i in range(nonbonded.getNumParticles()):
         q, sigma, eps = nonbonded.getParticleParameters(i)
         s, e = sigma.value_in_unit(sigma.unit), eps.value_in_unit(eps.unit)
         sigma_eps.append((s, e))
         custom.addParticle([2.0 * math.sqrt(e) * s**6, 2.0 * math.sqrt(e) * s**3])
-        nonbonded.setParticleParameters(i, q, 1.0, 0.0)
+        if i not in lb:
+            nonbonded.setParticleParameters(i, q, 1.0, 0.0)
     for k in range(nonbonded.getNumExceptions()):
         i, j, qq, _sigma, eps = nonbonded.getExceptionParameters(k)
         custom.addExclusion(i, j)
-        if eps.value_in_unit(eps.unit) != 0.0:  # a 1-4 pair: epsilon is already lj14scale x
-            (si, _), (sj, _) = sigma_eps[i], sigma_eps[j]  # sqrt(ei ej); sigma was arithmetic
-            nonbonded.setExceptionParameters(k, i, j, qq, math.sqrt(si * sj), eps)
-    if nonbonded.getNonbondedMethod() == openmm.NonbondedForce.NoCutoff:
-        custom.setNonbondedMethod(openmm.CustomNonbondedForce.NoCutoff)
-    else:
-        cutoff = nonbonded.getCutoffDistance()
-        custom.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffPeriodic)
-        custom.setCutoffDistance(cutoff)
-        custom.setUseLongRangeCorrection(True)
-        if switch_nm is not None:
-            custom.setUseSwitchingFunction(True)
-            custom.setSwitchingDistance(switch_nm)
-    nonbonded.setUseDispersionCorrection(False)
-    nonbonded.setUseSwitchingFunction(False)
+        if eps.value_in_unit(eps.unit) != 0.0 and i not in lb and j not in lb:
+            (si, _), (sj, _) = sigma_eps[i], sigma_eps[j]  # a 1-4 pair: epsilon is already
+            nonbonded.setExceptionParameters(k, i, j, qq, math.sqrt(si * sj), eps)  # scaled
+    periodic = nonbonded.getNonbondedMethod() != nonbonded.NoCutoff
+    nonbonded.setUseDispersionCorrection(bool(lb) and periodic)
+    nonbonded.setUseSwitchingFunction(bool(lb) and periodic and switch_nm is not None)
+    if nonbonded.getUseSwitchingFunction():
+        nonbonded.setSwitchingDistance(switch_nm)
     system.addForce(custom)
+    if lb:
+        others = set(range(nonbonded.getNumParticles())) - lb
+        custom.addInteractionGroup(others, others)
+        cross = _new_lj_force(nonbonded, _LB_EXPRESSION, ("sigma", "epsilon"), switch_nm,
+                              LJ_LB_FORCE_NAME)
+        for s, e in sigma_eps:
+            cross.addParticle([s, e])
+        for k in range(custom.getNumExclusions()):
+            cross.addExclusion(*custom.getExclusionParticles(k))
+        cross.addInteractionGroup(lb, others)
+        system.addForce(cross)
     return custom
+
+
+def _new_lj_force(nonbonded: Any, expression: str, parameters: tuple[str, ...],
+                  switch_nm: float | None, name: str) -> Any:
+    """An empty CustomNonbondedForce with the cutoff, switch and LRC of ``nonbonded``."""
+    import openmm
+
+    force = openmm.CustomNonbondedForce(expression)
+    force.setName(name)
+    for parameter in parameters:
+        force.addPerParticleParameter(parameter)
+    if nonbonded.getNonbondedMethod() == openmm.NonbondedForce.NoCutoff:
+        force.setNonbondedMethod(openmm.CustomNonbondedForce.NoCutoff)
+        return force
+    force.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffPeriodic)
+    force.setCutoffDistance(nonbonded.getCutoffDistance())
+    force.setUseLongRangeCorrection(True)
+    if switch_nm is not None:
+        force.setUseSwitchingFunction(True)
+        force.setSwitchingDistance(switch_nm)
+    return force
+
+
+def mixing_record(system: Any) -> dict[str, Any]:
+    """spec.yaml's record of the mixing rule the System actually uses."""
+    import openmm
+
+    names = {f.getName() for f in system.getForces()
+             if isinstance(f, openmm.CustomNonbondedForce)}
+    if LJ_LB_FORCE_NAME not in names:
+        return {"mixing": "geometric (sigma and epsilon), CustomNonbondedForce"}
+    return {"mixing": ("geometric (sigma and epsilon) for pairs of geometric-mixing species, "
+                       "CustomNonbondedForce; Lorentz-Berthelot for every pair involving a "
+                       "species fitted with it (NonbondedForce for LB-LB pairs, "
+                       f"{LJ_LB_FORCE_NAME} for LB-other pairs)")}
+
+
+def lorentz_berthelot_residues(paths: Iterable[str | Path]) -> list[str]:
+    """Residues whose force-field file declares Lorentz-Berthelot mixing.
+
+    A file declares it in its ``<Info>`` (ignored by OpenMM)::
+
+        <Info><MixingRule residues="LIM NAM">lorentz-berthelot</MixingRule></Info>
+
+    ``residues`` (space-separated) limits it to those residue templates; without it
+    every residue template of the file is meant. Any other rule than
+    ``lorentz-berthelot`` or ``geometric`` is a :class:`ForceFieldError`.
+    """
+    import xml.etree.ElementTree as ET
+
+    found: list[str] = []
+    for path in paths:
+        root = ET.parse(str(path)).getroot()
+        for rule in root.findall("Info/MixingRule"):
+            text = (rule.text or "").strip().lower()
+            if text not in MIXING_RULES:
+                raise ForceFieldError(f"{path}: <MixingRule> must be one of "
+                                      f"{', '.join(MIXING_RULES)}, got {text!r}")
+            if text != "lorentz-berthelot":
+                continue
+            names = (rule.get("residues") or "").split() or [
+                r.get("name", "") for r in root.findall("Residues/Residue")]
+            found += [n for n in names if n and n not in found]
+    return found
+
+
+def geometric_lj_parameters(system: Any) -> list[tuple[float, float]]:
+    """Per-particle (sigma nm, epsilon kJ/mol) recovered from the geometric LJ force's a, b
+    (``a = 2 sqrt(eps) sigma^6``, ``b = 2 sqrt(eps) sigma^3``); (1.0, 0.0) where eps = 0."""
+    custom = _geometric_force(system)
+    out = []
+    for i in range(custom.getNumParticles()):
+        a, b = custom.getParticleParameters(i)[:2]
+        if a <= 0.0 or b <= 0.0:
+            out.append((1.0, 0.0))
+            continue
+        sigma = (a / b) ** (1.0 / 3.0)
+        out.append((sigma, (b / (2.0 * sigma**3)) ** 2))
+    return out
+
+
+def _geometric_force(system: Any) -> Any:
+    import openmm
+
+    for force in system.getForces():
+        if isinstance(force, openmm.CustomNonbondedForce) and force.getName() == LJ_FORCE_NAME:
+            return force
+    raise ForceFieldError(f"the System has no {LJ_FORCE_NAME} force (not built by solvflow)")
+
+
+def tabulated_geometric_lj(custom: Any, sigma_eps: list[tuple[float, float]]) -> Any:
+    """The same exact geometric LJ as ``custom``, on per-type tables instead of per-particle
+    factors: ``E = A(t1,t2)/r^12 - B(t1,t2)/r^6`` with ``A = a_i a_j``, ``B = b_i b_j``
+    (Discrete2DFunction; one type per distinct (sigma, epsilon)). Settings and exclusions
+    copied from ``custom``. Used by ``benchmarks/bench_mixing.py`` to measure its cost."""
+    import openmm
+
+    types: dict[tuple[float, float], int] = {}
+    index = [types.setdefault(p, len(types)) for p in sigma_eps]
+    factors = [(2.0 * math.sqrt(e) * s**6, 2.0 * math.sqrt(e) * s**3) for s, e in types]
+    n = len(types)
+    a_table = [factors[i][0] * factors[j][0] for j in range(n) for i in range(n)]
+    b_table = [factors[i][1] * factors[j][1] for j in range(n) for i in range(n)]
+    table = openmm.CustomNonbondedForce("(A(t1, t2)*ir6 - B(t1, t2))*ir6; ir6 = 1/r^6")
+    table.addTabulatedFunction("A", openmm.Discrete2DFunction(n, n, a_table))
+    table.addTabulatedFunction("B", openmm.Discrete2DFunction(n, n, b_table))
+    table.addPerParticleParameter("t")
+    for t in index:
+        table.addParticle([float(t)])
+    for k in range(custom.getNumExclusions()):
+        table.addExclusion(*custom.getExclusionParticles(k))
+    table.setNonbondedMethod(custom.getNonbondedMethod())
+    table.setCutoffDistance(custom.getCutoffDistance())
+    table.setUseSwitchingFunction(custom.getUseSwitchingFunction())
+    table.setSwitchingDistance(custom.getSwitchingDistance())
+    table.setUseLongRangeCorrection(custom.getUseLongRangeCorrection())
+    table.setName(custom.getName())
+    return table
+
+
+def restore_native_lj(system: Any, sigma_eps: list[tuple[float, float]]) -> None:
+    """Put LJ back into the ``NonbondedForce`` (Lorentz-Berthelot: NOT the OPLS rule) and
+    drop the geometric force, in place. For speed comparisons only."""
+    nonbonded = _nonbonded(system)
+    custom = _geometric_force(system)
+    switch = custom.getSwitchingDistance() if custom.getUseSwitchingFunction() else None
+    for i, (sigma, eps) in enumerate(sigma_eps):
+        q = nonbonded.getParticleParameters(i)[0]
+        nonbonded.setParticleParameters(i, q, sigma, eps)
+    system.removeForce([k for k in range(system.getNumForces())
+                        if system.getForce(k) is custom][0])
+    if nonbonded.getNonbondedMethod() != nonbonded.NoCutoff:
+        nonbonded.setUseDispersionCorrection(True)
+        if switch is not None:
+            nonbonded.setUseSwitchingFunction(True)
+            nonbonded.setSwitchingDistance(switch)
 
 
 def settings_from_spec(spec: dict[str, Any]) -> SystemSettings:
@@ -328,8 +484,11 @@ def _system_from_spec(
 
     pdb = rundir / "topology.pdb"
     structure = PDBFile(str(pdb)) if pdb.is_file() else PDBxFile(str(rundir / "topology.cif"))
-    forcefield = load_forcefield(entry["forcefield"] for entry in spec["species"])
-    return structure.topology, create_system(structure.topology, forcefield, settings=settings)
+    names = [entry["forcefield"] for entry in spec["species"]]
+    forcefield = load_forcefield(names)
+    lb = lorentz_berthelot_residues(forcefield_path(str(n)) for n in dict.fromkeys(names))
+    return structure.topology, create_system(structure.topology, forcefield, settings=settings,
+                                             lorentz_berthelot_residues=lb)
 
 
 def write_system(rundir: str | Path, settings: SystemSettings | None = None) -> Path:
@@ -346,7 +505,10 @@ def write_system(rundir: str | Path, settings: SystemSettings | None = None) -> 
     _topology, system = _system_from_spec(rundir, spec, settings)
     files = sorted({entry["forcefield"] for entry in spec["species"]})
     spec["charge_scale"] = settings.charge_scale
-    spec["forcefield"] = {"files": files, **settings.to_dict()}
+    spec["forcefield"] = {"files": files, **settings.to_dict(), **mixing_record(system)}
+    lb = lorentz_berthelot_residues(forcefield_path(str(f)) for f in files)
+    if lb:
+        spec["forcefield"]["lorentz_berthelot_residues"] = lb
     atomic_write(rundir / "system.xml", XmlSerializer.serialize(system))
     atomic_write(rundir / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
     return rundir / "system.xml"
