@@ -163,7 +163,7 @@ def plot_rdf(comp: Comparison, system: str, path: Path) -> Path | None:
         ax.set_ylabel(f"g(r) {comp.cation(system)}-{partner} sites")
         twin.set_ylabel("running CN (sites; dashed)")
         ax.set_title(f"{system}: {partner} (dotted: shell cutoff)", fontsize=9)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper right")
     return _save(fig, path)
 
 
