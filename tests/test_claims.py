@@ -110,9 +110,13 @@ def test_failed_task_is_given_as_the_reason(tmp_path: Path) -> None:
     write_campaign(tmp_path, [{"id": "one", "rundir": "runs/one", "state": "finished"},
                               {"id": "four", "rundir": "runs/four", "state": "failed",
                                "params": {"system": "lifsi_dme", "concentration": 4.0},
-                               "error": "PackmolError: could not pack"}])
+                               "error": "PackmolError: could not pack"},
+                              {"id": "two", "rundir": "runs/two", "state": "failed",
+                               "params": {"system": "lifsi_dme", "concentration": 2.0},
+                               "error": "SimulationError: blew up"}])
     claim = _verdicts(tmp_path)["2"]
     assert "task four: failed: PackmolError: could not pack" in _reasons(claim)
+    assert "task two" not in _reasons(claim)  # 2 M is not what claim 2 needs
 
 
 @pytest.mark.parametrize(("kwargs", "why"), [

@@ -220,8 +220,14 @@ def _pm(stat: Stat) -> str:
 
 
 def _missing_reason(comp: Comparison, test: Test, absent: list[str], scale: float) -> str:
-    failed = [m for m in comp.runset.missing
-              if m["params"].get("system") == test.system and m.get("error")]
+    def wanted(params: dict[str, Any]) -> bool:
+        value = next((params[k] for k in ("concentration", "molality", "ratio") if k in params),
+                     None)
+        labels = {concentration_label(test.mode, float(value))} if isinstance(
+            value, (int, float)) else set()
+        return params.get("system") == test.system and (not labels or bool(labels & set(absent)))
+
+    failed = [m for m in comp.runset.missing if m.get("error") and wanted(m["params"])]
     extra = "; ".join(f"task {m['task']}: {m['state']}: {m['error']}" for m in failed[:3])
     return (f"runs missing: no analysed run of {test.system} at {', '.join(absent)} with "
             f"charge scale {scale:g}" + (f" ({extra})" if extra else ""))
