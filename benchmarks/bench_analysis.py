@@ -1,41 +1,37 @@
-"""Speed and memory of ``solvflow.analysis.analyze`` (not part of the test run).
+"""Whole-process speed and memory of ``solvflow analyze`` (not part of the test run).
 
-Builds a ~10,000-atom LiFSI/DME box with ``solvflow.build`` and writes a
-synthetic trajectory (seeded rigid-body random walks of every molecule,
-wrapped into the box; NOT physical dynamics) of N and 4N frames, each both
-as DCD and as XTC (the XTC converted from the DCD with MDTraj: what GROMACS
-users bring and OpenMM users often write), in run directories under the
-scratch directory, then prints, for every format and length:
+Everything is timed as **whole processes** (a fresh interpreter each time, imports
+included), one after the other in one run on the same machine, on the same files:
 
-* frames/s of the full analysis (RDF sample, shells, pairing, clusters,
-  residence, diffusion) and of the shell work alone (``rdf_frames=0,
-  diffusion=False``: coordination, pairing, clusters, residence);
-* the ratio against merely reading the same frames with ``mdtraj.iterload``
-  (chunk 100, topology parsed from the PDB: the way a user reads it;
-  ``analyze`` of a run directory builds its topology from spec.yaml instead);
-* CPU time of parsing topology.pdb with MDTraj vs building the topology from
-  spec.yaml (``solvflow.analysis.spectop``);
-* every timing as wall time and CPU time of this process
-  (``time.process_time``), the fastest of ``--repeat`` runs, with the load
-  average (the machine may be shared: CPU time is the steadier measure);
-* solvation-analysis on the same work (coordination, pairing, speciation,
-  residence; RDFs skipped; same cutoffs) on the first ``--sa-frames`` and on
-  all N frames of each format, in CPU ms per frame (at 4N extrapolated from
-  its marginal cost per frame), and our speed-up per frame;
-* peak resident memory (``VmHWM`` of a fresh subprocess, full analysis)
-  for N and 4N frames of each format.
+* **ours**: ``solvflow analyze RUNDIR --cutoff FSI=0.30 --cutoff DME=0.30
+  --rdf-frames 0 --no-diffusion --no-plots`` (coordination, pairing, anion
+  states, clusters, residence), exactly as the console script runs it;
+* **solvation-analysis** on the same work (``Solute`` with the coordination and
+  pairing analyses, ``skip_rdf=True``, the same cutoffs in Angstrom, topology.pdb
+  + traj.dcd), the field's MDAnalysis-based tool;
+* **MDTraj reading** the frames (``mdtraj.iterload(chunk=100)``, nothing done with
+  them): the floor any MDTraj-based analysis stands on.
 
-Compiled kernels (numba, ``solvflow.analysis.kernels``) are used when numba is
-installed; ``--no-numba`` times the pure-numpy path instead. Before any timing
-one untimed warm-up analysis (50 frames) runs, so **the timed runs exclude JIT
-compilation and loading of the cached machine code**; that cold-start cost is
-measured separately in fresh subprocesses (first minus second call on 50
-frames), once with numba's on-disk cache filled and once with an empty cache
-(full compilation).
+Inside the ``ours`` and ``reading`` processes the phases are timed too (imports,
+topology, the frame loop), so the *core* analysis time (``analyze()`` after the
+imports: topology from spec.yaml, reading every frame, all the analysis) can be
+set against MDTraj's *reading* time of the same frames (its frame loop alone).
+The first ``analyze()`` call of a process also loads numba's cached machine code;
+the script times a second call in the same process to separate that cost.
+
+Peak memory: ``VmHWM`` of the ``ours`` process on the first 1/4, 1/2 and all of the
+frames (memory must not grow with trajectory length).
+
+The trajectory: a LiFSI/DME box at 2 M built by ``solvflow.build`` (``--n-salt``
+119: 8,520 atoms) and ``--frames`` frames of seeded rigid-body random walks
+(``tests/synthetic.py``; NOT physical dynamics), as DCD. Each quick timing is the
+fastest of ``--repeat`` runs; solvation-analysis runs once (it takes ~100x
+longer). The machine may be shared: the load average is printed before and after,
+and ratios come from the same run. ``--profile`` adds a cProfile of one ``analyze()``.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_analysis.py --workdir /tmp/solvflow-bench
+    nice python benchmarks/bench_analysis.py --workdir /tmp/solvflow-bench
 """
 
 from __future__ import annotations
@@ -43,329 +39,266 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
 CUTOFFS_NM = {"FSI": 0.30, "DME": 0.30}
-FORMATS = ("dcd", "xtc")
-DT_PS = 1.0  # frame spacing written into the XTC and passed to analyze
+DT_PS = 1.0
+HWM = ("import atexit\n"
+       "def _hwm():\n"
+       "    for line in open('/proc/self/status'):\n"
+       "        if line.startswith('VmHWM'):\n"
+       "            print('VmHWM_kB', line.split()[1], file=sys.stderr)\n"
+       "atexit.register(_hwm)\n")
+OURS_CLI = "import sys\n" + HWM + "from solvflow.cli import main\nsys.exit(main())\n"
+OURS_PHASES = """
+import json, sys, time
+t0 = time.perf_counter()
+from solvflow.analysis.api import analyze
+t1 = time.perf_counter()
+kw = dict(cutoffs_nm=CUTOFFS, dt_ps=DT, rdf_frames=0, diffusion=False)
+analyze(RUNDIR, **kw)
+t2 = time.perf_counter()
+analyze(RUNDIR, **kw)
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "first_analyze_s": t2 - t1, "second_analyze_s": t3 - t2}))
+"""
+READ = """
+import json, sys, time
+t0 = time.perf_counter()
+import mdtraj as md
+t1 = time.perf_counter()
+top = md.load_topology(RUNDIR + "/topology.pdb")
+t2 = time.perf_counter()
+n = 0
+for chunk in md.iterload(RUNDIR + "/traj.dcd", top=top, chunk=100):
+    n += chunk.n_frames
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "pdb_topology_s": t2 - t1, "read_frames_s": t3 - t2,
+                  "frames": n}))
+"""
+SOLVATION_ANALYSIS = """
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+t0 = time.perf_counter()
+import MDAnalysis as mda
+from solvation_analysis.solute import Solute
+t1 = time.perf_counter()
+u = mda.Universe(RUNDIR + "/topology.pdb", RUNDIR + "/traj.dcd")
+solute = Solute.from_atoms(
+    u.select_atoms("resname LI"),
+    {"FSI": u.select_atoms("resname FSI and (element O or element N)"),
+     "DME": u.select_atoms("resname DME and element O")},
+    solute_name="Li", radii={k: 10.0 * v for k, v in CUTOFFS.items()}, skip_rdf=True,
+    analysis_classes=["coordination", "pairing"])
+t2 = time.perf_counter()
+solute.run()
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "setup_s": t2 - t1, "run_s": t3 - t2,
+                  "frames": len(u.trajectory)}))
+"""
 
 
-def prepare(workdir: Path, n_salt: int, n_frames: int, tag: str,
-            md_rundir: Path | None = None) -> dict[str, Path]:
-    """Run directories ``lifsi_<tag>`` (DCD) and ``lifsi_<tag>_xtc`` (same frames as XTC).
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    return env
 
-    With ``md_rundir`` (a solvflow run directory with real MD frames), its
-    ``traj.dcd`` is used instead of the synthetic random walk, repeated as
-    often as needed to reach ``n_frames`` (for the 4x length: the joins are
-    jumps, which changes neither the work nor the memory per frame).
-    """
+
+def _code(template: str, rundir: Path) -> str:
+    return (f"RUNDIR = {str(rundir)!r}\nCUTOFFS = {CUTOFFS_NM!r}\nDT = {DT_PS!r}\n"
+            + template)
+
+
+def run_process(argv: list[str]) -> dict[str, Any]:
+    """Wall seconds, child CPU seconds, VmHWM (MiB, if printed) and stdout JSON of a process."""
+    before = os.times()
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=_env(), cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = os.times()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    out: dict[str, Any] = {"wall_s": wall, "cpu_s": (after.children_user - before.children_user
+                                                     + after.children_system
+                                                     - before.children_system)}
+    for line in proc.stderr.splitlines():
+        if line.startswith("VmHWM_kB"):
+            out["VmHWM_MiB"] = int(line.split()[1]) / 1024.0
+    last = proc.stdout.strip().splitlines()[-1:] if proc.stdout.strip() else []
+    if last and last[0].startswith("{"):
+        out.update(json.loads(last[0]))
+    return out
+
+
+def best_of(repeat: int, argv: list[str]) -> dict[str, Any]:
+    """The run with the smallest wall time of ``repeat`` runs, plus every wall time."""
+    runs = [run_process(argv) for _ in range(repeat)]
+    best = min(runs, key=lambda r: r["wall_s"])
+    best["all_wall_s"] = [round(r["wall_s"], 3) for r in runs]
+    return best
+
+
+def ours_argv(rundir: Path, out_json: Path, stop: int | None = None) -> list[str]:
+    args = ["analyze", str(rundir), "--dt-ps", str(DT_PS), "--rdf-frames", "0",
+            "--no-diffusion", "--no-plots", "-o", str(out_json)]
+    for name, nm in CUTOFFS_NM.items():
+        args += ["--cutoff", f"{name}={nm}"]
+    if stop is not None:
+        args += ["--stop", str(stop)]
+    return [sys.executable, "-c", OURS_CLI, *args]
+
+
+def prepare(workdir: Path, n_salt: int, n_frames: int) -> Path:
+    """A built LiFSI/DME run directory with an ``n_frames`` random-walk ``traj.dcd``."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import mdtraj as md
+
     import solvflow
-    from solvflow.analysis.synthetic import write_random_walk
+    from synthetic import write_random_walk
 
-    if md_rundir is not None:
-        return _prepare_md(workdir, md_rundir, n_frames, tag)
-    rundir = workdir / f"lifsi_{tag}"
+    rundir = workdir / f"lifsi_{n_salt}"
     if not (rundir / "topology.pdb").is_file():
         solvflow.build("lifsi_dme", concentration=2.0, n_salt=n_salt, output=rundir,
                        write_system=False, seed=1, overwrite=True)
     traj = rundir / "traj.dcd"
-    if not traj.is_file() or _n_frames(traj) != n_frames:
-        write_random_walk(rundir / "topology.pdb", traj, n_frames, sigma_nm=0.03, seed=2)
-    xtc_dir = workdir / f"lifsi_{tag}_xtc"
-    xtc_dir.mkdir(exist_ok=True)
-    for name in ("topology.pdb", "spec.yaml"):
-        shutil.copyfile(rundir / name, xtc_dir / name)
-    xtc = xtc_dir / "traj.xtc"
-    if not xtc.is_file() or _n_frames(xtc) != n_frames:
-        dcd_to_xtc(traj, rundir / "topology.pdb", xtc)
-    return {"dcd": rundir, "xtc": xtc_dir}
+    if traj.is_file():
+        with md.open(str(traj)) as handle:
+            if len(handle) == n_frames:
+                return rundir
+    write_random_walk(rundir / "topology.pdb", traj, n_frames, sigma_nm=0.03, seed=2)
+    return rundir
 
 
-def _prepare_md(workdir: Path, md_rundir: Path, n_frames: int, tag: str) -> dict[str, Path]:
-    import mdtraj as md
-
-    rundir = workdir / f"md_{tag}"
-    xtc_dir = workdir / f"md_{tag}_xtc"
-    for folder in (rundir, xtc_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ("topology.pdb", "spec.yaml"):
-            shutil.copyfile(md_rundir / name, folder / name)
-    traj = rundir / "traj.dcd"
-    if not traj.is_file() or _n_frames(traj) != n_frames:
-        frames = md.load(str(md_rundir / "traj.dcd"), top=str(md_rundir / "topology.pdb"))
-        copies = -(-n_frames // frames.n_frames)
-        md.join([frames] * copies)[:n_frames].save_dcd(str(traj))
-    xtc = xtc_dir / "traj.xtc"
-    if not xtc.is_file() or _n_frames(xtc) != n_frames:
-        dcd_to_xtc(traj, rundir / "topology.pdb", xtc)
-    return {"dcd": rundir, "xtc": xtc_dir}
-
-
-def dcd_to_xtc(dcd: Path, topology: Path, xtc: Path) -> None:
-    """Write the frames of ``dcd`` as XTC (precision 1e-3 nm), times ``frame * DT_PS``."""
-    import mdtraj as md
-    import numpy as np
-
-    top = md.load_topology(str(topology))
-    done = 0
-    with md.formats.XTCTrajectoryFile(str(xtc), "w") as handle:
-        for part in md.iterload(str(dcd), top=top, chunk=100):
-            frames = np.arange(done, done + part.n_frames)
-            handle.write(part.xyz, time=frames * DT_PS, step=frames, box=part.unitcell_vectors)
-            done += part.n_frames
-
-
-def _n_frames(path: Path) -> int:
-    import mdtraj as md
-
-    with md.open(str(path)) as handle:
-        return len(handle)
+PROFILE = """
+import collections, cProfile, os, pstats, sys, time
+marks = [("start", time.process_time())]
+def mark(name):
+    marks.append((name, time.process_time()))
+import numpy; mark("import numpy")
+import yaml; mark("import yaml")
+import mdtraj; mark("import mdtraj")
+import numba; mark("import numba")
+import rdkit.Chem; mark("import rdkit.Chem (elements from SMILES)")
+from solvflow.analysis.api import analyze; mark("import solvflow.analysis (rest)")
+from solvflow.analysis import kernels
+kernels._n_visited(3, 1); mark("numba start-up (first call of any kernel)")
+kw = dict(cutoffs_nm=CUTOFFS, dt_ps=DT, rdf_frames=0, diffusion=False)
+analyze(RUNDIR, stop=2, **kw); mark("analyze(2 frames): spec, topology, groups, kernel loads")
+analyze(RUNDIR, **kw); mark("analyze(all frames), warm")
+top = mdtraj.load_topology(RUNDIR + "/topology.pdb"); mark("MDTraj: parse topology.pdb")
+for chunk in mdtraj.iterload(RUNDIR + "/traj.dcd", top=top, chunk=100):
+    pass
+mark("MDTraj: read all frames (iterload)")
+print("phases of one process, CPU s (no profiler):")
+for (_, t0), (name, t1) in zip(marks, marks[1:]):
+    print(f"  {t1 - t0:7.3f}  {name}")
+pr = cProfile.Profile(time.process_time)
+pr.enable()
+analyze(RUNDIR, **kw)
+pr.disable()
+stats = pstats.Stats(pr).stats
+by_file = collections.Counter()
+for (path, _, func), (_, _, tottime, _, _) in stats.items():
+    key = path.split("site-packages/")[-1].split("/src/")[-1] if path != "~" else func
+    by_file[key] += tottime
+print("warm analyze(), CPU s by file (cProfile tottime; the profiler inflates Python-level "
+      "loops, e.g. topology and groups, several-fold):")
+for key, value in by_file.most_common(TOP):
+    print(f"  {value:7.3f}  {key}")
+"""
 
 
-def _trajectory(rundir: Path) -> Path:
-    return next(p for p in (rundir / "traj.dcd", rundir / "traj.xtc") if p.is_file())
+def profile(rundir: Path, top: int = 15) -> str:
+    """Where a warm ``analyze()`` spends its CPU, by source file (fresh process, cProfile)."""
+    code = _code(PROFILE, rundir).replace("TOP", str(top))
+    out = subprocess.run([sys.executable, "-c", code], env=_env(), cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    return "\n".join(line for line in out.splitlines() if not line.startswith("dcdplugin)"))
 
 
-def _timed(func: Callable[[], object]) -> tuple[float, float]:
-    """(wall s, CPU s of this process) of one call."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    func()
-    return time.perf_counter() - wall, time.process_time() - cpu
+def measure(rundir: Path, n_frames: int, repeat: int, with_sa: bool) -> dict[str, Any]:
+    """Every whole-process timing, the phase timings, memory and the ratios."""
+    res: dict[str, Any] = {"load_average_before": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory() as tmp:
+        out_json = Path(tmp) / "analysis.json"
+        run_process(ours_argv(rundir, out_json, stop=50))  # untimed: fills numba's cache
+        res["ours_cli"] = best_of(repeat, ours_argv(rundir, out_json))
+        res["ours_phases"] = best_of(repeat, [sys.executable, "-c",
+                                              _code(OURS_PHASES, rundir)])
+        res["mdtraj_read"] = best_of(repeat, [sys.executable, "-c", _code(READ, rundir)])
+        res["memory_MiB"] = {
+            str(k): run_process(ours_argv(rundir, out_json, stop=k))["VmHWM_MiB"]
+            for k in (n_frames // 4, n_frames // 2, n_frames)}
+    if with_sa:
+        res["solvation_analysis"] = run_process(
+            [sys.executable, "-c", _code(SOLVATION_ANALYSIS, rundir)])
+    res["load_average_after"] = os.getloadavg()[0]
+    return res
 
 
-def time_read(rundir: Path) -> tuple[float, float]:
-    """Reading all frames with mdtraj.iterload, topology parsed from the PDB."""
-    import mdtraj as md
-
-    def read() -> None:
-        for _ in md.iterload(str(_trajectory(rundir)), top=str(rundir / "topology.pdb"),
-                             chunk=100):
-            pass
-
-    return _timed(read)
-
-
-def time_ours(rundir: Path, **options: Any) -> tuple[float, float]:
-    from solvflow.analysis import analyze
-
-    return _timed(lambda: analyze(rundir, cutoffs_nm=CUTOFFS_NM, dt_ps=DT_PS, **options))
-
-
-def best_of(repeat: int, func: Callable[[], tuple[float, float]]) -> tuple[float, float]:
-    """Smallest wall and smallest CPU time of ``repeat`` runs (the machine is shared)."""
-    runs = [func() for _ in range(repeat)]
-    return min(r[0] for r in runs), min(r[1] for r in runs)
-
-
-def time_solvation_analysis(rundir: Path, n_frames: int) -> tuple[float, float] | None:
-    """(wall s, CPU s) of solvation-analysis on the first ``n_frames`` frames (one run)."""
-    try:
-        import MDAnalysis as mda
-        from solvation_analysis.solute import Solute
-    except ImportError:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        start, cpu = time.perf_counter(), time.process_time()
-        u = mda.Universe(str(rundir / "topology.pdb"), str(_trajectory(rundir)))
-        solute = Solute.from_atoms(
-            u.select_atoms("resname LI"),
-            {"FSI": u.select_atoms("resname FSI and (element O or element N)"),
-             "DME": u.select_atoms("resname DME and element O")},
-            solute_name="Li", radii={k: 10.0 * v for k, v in CUTOFFS_NM.items()},
-            skip_rdf=True,
-            analysis_classes=["coordination", "pairing", "speciation", "residence"],
-        )
-        solute.run(stop=n_frames)
-        return time.perf_counter() - start, time.process_time() - cpu
-
-
-def sa_per_frame(dirs: dict[str, Path], n_short: int, n: int) -> dict[str, Any]:
-    """solvation-analysis on ``n_short`` and on ``n`` frames of each format (one run each).
-
-    Gives its CPU ms per frame at ``n`` frames (measured) and at ``4 n`` frames
-    (extrapolated: cost(n) + 3 n x the marginal cost per frame between ``n_short`` and
-    ``n``). A first untimed run on 5 frames imports everything it loads lazily.
-    """
-    if time_solvation_analysis(dirs["dcd"], 5) is None:
-        return {}
-    out: dict[str, Any] = {}
-    for fmt in FORMATS:
-        short, full = (time_solvation_analysis(dirs[fmt], k) for k in (n_short, n))
-        if short is None or full is None:
-            raise RuntimeError("solvation-analysis stopped working between runs")
-        marginal = (full[1] - short[1]) / (n - n_short)
-        out[fmt] = {"frames": [n_short, n], "s": [short[0], full[0]],
-                    "cpu_s": [short[1], full[1]],
-                    "marginal_cpu_ms_per_frame": 1e3 * marginal,
-                    f"cpu_ms_per_frame_{n}": 1e3 * full[1] / n,
-                    f"cpu_ms_per_frame_{4 * n}_extrapolated":
-                        1e3 * (full[1] + 3 * n * marginal) / (4 * n)}
+def ratios(res: dict[str, Any]) -> dict[str, float]:
+    ours, phases, read = res["ours_cli"], res["ours_phases"], res["mdtraj_read"]
+    out = {
+        "core_first_vs_read": phases["first_analyze_s"] / read["read_frames_s"],
+        "core_second_vs_read": phases["second_analyze_s"] / read["read_frames_s"],
+        "ours_whole_vs_mdtraj_whole": ours["wall_s"] / read["wall_s"],
+    }
+    sa = res.get("solvation_analysis")
+    if sa:
+        out["sa_whole_over_ours_whole"] = sa["wall_s"] / ours["wall_s"]
+        out["sa_whole_over_ours_whole_cpu"] = sa["cpu_s"] / ours["cpu_s"]
     return out
 
 
-def peak_memory_mib(rundir: Path) -> float:
-    """Peak resident memory (MiB) of a fresh process running the full analysis.
-
-    Read from ``VmHWM`` in ``/proc/self/status``: ``ru_maxrss`` of a child
-    can report the parent's peak (Linux keeps it across ``exec``), which made
-    earlier figures show the benchmark's own size.
-    """
-    code = (
-        "import sys; sys.path.insert(0, 'src');"
-        "from solvflow.analysis import analyze;"
-        f"analyze({str(rundir)!r}, cutoffs_nm={CUTOFFS_NM!r}, dt_ps={DT_PS!r});"
-        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1])
-    return int(out.stdout.split()[-1]) / 1024.0
-
-
-def cold_start_s(rundir: Path, empty_cache: bool) -> float:
-    """Extra CPU s of the first ``analyze`` call of a fresh process (JIT load or compile).
-
-    First minus second call on 50 frames; with ``empty_cache`` numba compiles every kernel
-    (a new ``NUMBA_CACHE_DIR``), otherwise it loads them from its on-disk cache.
-    """
-    code = (
-        "import sys, time; sys.path.insert(0, 'src');"
-        "from solvflow.analysis import analyze;"
-        "cpu = []\n"
-        "for _ in range(2):\n"
-        "    t = time.process_time()\n"
-        f"    analyze({str(rundir)!r}, cutoffs_nm={CUTOFFS_NM!r}, dt_ps={DT_PS!r}, stop=50)\n"
-        "    cpu.append(time.process_time() - t)\n"
-        "print(cpu[0] - cpu[1])"
-    )
-    env = dict(os.environ)
-    with tempfile.TemporaryDirectory() as cache:
-        if empty_cache:
-            env["NUMBA_CACHE_DIR"] = cache
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True, cwd=Path(__file__).resolve().parents[1], env=env)
-    return float(out.stdout.split()[-1])
-
-
-def topology_cpu_s(rundir: Path, repeat: int) -> dict[str, float]:
-    """CPU s to parse ``topology.pdb`` with MDTraj vs to build the topology from spec.yaml."""
-    import mdtraj as md
-    import yaml
-
-    from solvflow.analysis.spectop import topology_from_spec
-
-    spec = yaml.load((rundir / "spec.yaml").read_text(), Loader=yaml.CSafeLoader)
-    pdb = best_of(repeat, lambda: _timed(lambda: md.load_topology(str(rundir / "topology.pdb"))))
-    built = best_of(repeat, lambda: _timed(lambda: topology_from_spec(spec)))
-    return {"pdb_parse": pdb[1], "spec_build": built[1]}
-
-
-def measure(rundir: Path, n: int, repeat: int) -> dict[str, float]:
-    """Reading, full analysis and shell work of one trajectory: times, rates and ratios."""
-    out: dict[str, float] = {"frames": n}
-    runs = {"read": lambda: time_read(rundir),
-            "full": lambda: time_ours(rundir),
-            "shells": lambda: time_ours(rundir, rdf_frames=0, diffusion=False)}
-    for name, func in runs.items():
-        wall, cpu = best_of(repeat, func)
-        out.update({f"{name}_s": wall, f"{name}_cpu_s": cpu,
-                    f"{name}_cpu_ms_per_frame": 1e3 * cpu / n, f"{name}_frames_per_s": n / wall})
-    for name in ("full", "shells"):
-        out[f"{name}_vs_read"] = out[f"{name}_s"] / out["read_s"]
-        out[f"{name}_vs_read_cpu"] = out[f"{name}_cpu_s"] / out["read_cpu_s"]
-    return out
-
-
-def table(results: dict[str, Any]) -> str:
-    """Markdown rows: format, frames, CPU and wall times, ratios to reading, SA speed-ups."""
-    lines = ["| format | frames | read CPU / wall s | full CPU / wall s | full / read CPU, wall "
-             "| shells CPU / wall s | shells / read CPU, wall | solvation-analysis CPU/frame: "
-             "speed-up full, shells |", "|---" * 8 + "|"]
-    for key, r in results["runs"].items():
-        fmt, frames = key.split("_")
-        sa = results.get("solvation_analysis", {}).get(fmt, {})
-        sa_ms = sa.get(f"cpu_ms_per_frame_{frames}",
-                       sa.get(f"cpu_ms_per_frame_{frames}_extrapolated"))
-        speed = "-" if sa_ms is None else (
-            f"{sa_ms:.2f} ms: {sa_ms / r['full_cpu_ms_per_frame']:.1f}x, "
-            f"{sa_ms / r['shells_cpu_ms_per_frame']:.1f}x")
-        lines.append(
-            f"| {fmt.upper()} | {r['frames']:,} | {r['read_cpu_s']:.2f} / {r['read_s']:.2f} "
-            f"| {r['full_cpu_s']:.2f} / {r['full_s']:.2f} "
-            f"| {r['full_vs_read_cpu']:.1f}x, {r['full_vs_read']:.1f}x "
-            f"| {r['shells_cpu_s']:.2f} / {r['shells_s']:.2f} "
-            f"| {r['shells_vs_read_cpu']:.1f}x, {r['shells_vs_read']:.1f}x | {speed} |")
-    return "\n".join(lines)
+def table(res: dict[str, Any], n_frames: int) -> str:
+    ours, phases, read = res["ours_cli"], res["ours_phases"], res["mdtraj_read"]
+    sa = res.get("solvation_analysis")
+    rows = [
+        "| process | wall s | CPU s | phases (s) |", "|---|---|---|---|",
+        f"| `solvflow analyze` (CLI, {n_frames:,} frames) | {ours['wall_s']:.2f} | "
+        f"{ours['cpu_s']:.2f} | - |",
+        f"| `analyze()` phases | {phases['wall_s']:.2f} | {phases['cpu_s']:.2f} | import "
+        f"{phases['import_s']:.2f}, 1st call {phases['first_analyze_s']:.2f}, 2nd call "
+        f"{phases['second_analyze_s']:.2f} |",
+        f"| MDTraj reading | {read['wall_s']:.2f} | {read['cpu_s']:.2f} | import "
+        f"{read['import_s']:.2f}, PDB {read['pdb_topology_s']:.2f}, frames "
+        f"{read['read_frames_s']:.2f} |",
+    ]
+    if sa:
+        rows.append(f"| solvation-analysis | {sa['wall_s']:.2f} | {sa['cpu_s']:.2f} | import "
+                    f"{sa['import_s']:.2f}, setup {sa['setup_s']:.2f}, run {sa['run_s']:.2f} |")
+    rows.append("")
+    rows += [f"- {k}: {v:.2f}" for k, v in ratios(res).items()]
+    rows.append(f"- VmHWM MiB by frames analysed: {res['memory_MiB']}")
+    return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/solvflow-bench"))
-    parser.add_argument("--n-salt", type=int, default=139, help="LiFSI pairs (139: ~9,950 atoms)")
-    parser.add_argument("--frames", type=int, default=1000, help="N (also 4N is measured)")
-    parser.add_argument("--sa-frames", type=int, default=200,
-                        help="short solvation-analysis run (its long run has --frames frames; "
-                             "0 skips it)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
-    parser.add_argument("--only-1x", action="store_true", help="skip the 4N trajectories")
+    parser.add_argument("--n-salt", type=int, default=119, help="LiFSI pairs (119: 8,520 atoms)")
+    parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of each timing; the fastest counts (shared machine)")
-    parser.add_argument("--md-rundir", type=Path,
-                        help="use this run directory's real MD traj.dcd (>= --frames frames) "
-                             "instead of the synthetic random walk")
-    parser.add_argument("--no-numba", action="store_true",
-                        help="time the pure-numpy path (as without numba installed)")
+                        help="runs of each quick timing; the fastest counts (shared machine)")
+    parser.add_argument("--no-sa", action="store_true", help="skip solvation-analysis")
+    parser.add_argument("--profile", action="store_true",
+                        help="print where a warm analyze() spends its CPU (cProfile)")
     args = parser.parse_args()
-    if args.no_numba:
-        os.environ["SOLVFLOW_NUMBA"] = "0"  # also seen by the memory subprocesses
     args.workdir.mkdir(parents=True, exist_ok=True)
-    n = args.frames
-    dirs = {"1x": prepare(args.workdir, args.n_salt, n, "1x", args.md_rundir)}
-    if not args.only_1x:
-        dirs["4x"] = prepare(args.workdir, args.n_salt, 4 * n, "4x", args.md_rundir)
-    import mdtraj
-    import numpy
-
-    results: dict[str, Any] = {
-        "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-        "python": platform.python_version(), "mdtraj": mdtraj.__version__,
-        "numpy": numpy.__version__, "repeat": args.repeat,
-        "load_average_before": os.getloadavg()[0], "runs": {},
-        "trajectory": (f"real MD from {args.md_rundir}" if args.md_rundir
-                       else "synthetic random walk")}
-    from solvflow.analysis import analyze, kernels
-
-    results["numba_kernels"] = kernels.enabled()
-    analyze(dirs["1x"]["dcd"], cutoffs_nm=CUTOFFS_NM, dt_ps=DT_PS, stop=50)  # warm-up, untimed
-    if kernels.enabled():  # after the warm-up, which fills numba's on-disk cache
-        import numba
-
-        results["numba"] = numba.__version__
-        results["cold_start_cpu_s"] = {
-            "cached": cold_start_s(dirs["1x"]["dcd"], empty_cache=False),
-            "compile": cold_start_s(dirs["1x"]["dcd"], empty_cache=True)}
-    results["topology_cpu_s"] = topology_cpu_s(dirs["1x"]["dcd"], args.repeat)
-    for tag, by_format in dirs.items():
-        for fmt in FORMATS:
-            length = n if tag == "1x" else 4 * n
-            results["runs"][f"{fmt}_{length}"] = measure(by_format[fmt], length, args.repeat)
-    if not args.no_memory:
-        results["peak_rss_MiB"] = {f"{fmt}_{tag}": peak_memory_mib(by_format[fmt])
-                                   for tag, by_format in dirs.items() for fmt in FORMATS}
-    if args.sa_frames > 0:
-        results["solvation_analysis"] = sa_per_frame(dirs["1x"], args.sa_frames, n)
-    results["load_average_after"] = os.getloadavg()[0]
-    print(json.dumps(results, indent=2))
-    print(table(results))
+    rundir = prepare(args.workdir, args.n_salt, args.frames)
+    res = measure(rundir, args.frames, args.repeat, not args.no_sa)
+    res.update({"frames": args.frames, "rundir": str(rundir), "cpus": os.cpu_count(),
+                "python": sys.version.split()[0], "ratios": ratios(res)})
+    print(json.dumps(res, indent=2))
+    print(table(res, args.frames))
+    if args.profile:
+        print(profile(rundir))
 
 
 if __name__ == "__main__":
