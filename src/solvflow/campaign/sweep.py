@@ -183,6 +183,8 @@ def _client(scheduler: str | None, plan: WorkerPlan | None) -> Iterator[Any]:
     with LocalCluster(n_workers=plan.workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0", silence_logs=logging.ERROR, env=env) as cluster:
         with Client(cluster) as client:
+            with contextlib.suppress(TimeoutError):  # tasks wait for late workers anyway
+                client.wait_for_workers(plan.workers, timeout=120)
             if plan.gpus:
                 client.register_plugin(_pin_gpu_plugin(plan), name="solvflow-pin-gpu")
             yield client
