@@ -23,7 +23,7 @@ Peak memory: ``VmHWM`` of the ``ours`` process on the first 1/4, 1/2 and all of 
 frames (memory must not grow with trajectory length).
 
 The trajectory: a LiFSI/DME box at 2 M built by ``solvflow.build`` (``--n-salt``
-119: 8,520 atoms) and ``--frames`` frames of seeded rigid-body random walks
+119: 8,518 atoms) and ``--frames`` frames of seeded rigid-body random walks
 (``tests/synthetic.py``; NOT physical dynamics), as DCD. Each quick timing is the
 fastest of ``--repeat`` runs; solvation-analysis runs once (it takes ~100x
 longer). The machine may be shared: the load average is printed before and after,
@@ -282,7 +282,7 @@ def table(res: dict[str, Any], n_frames: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/solvflow-bench"))
-    parser.add_argument("--n-salt", type=int, default=119, help="LiFSI pairs (119: 8,520 atoms)")
+    parser.add_argument("--n-salt", type=int, default=119, help="LiFSI pairs (119: 8,518 atoms)")
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each quick timing; the fastest counts (shared machine)")
