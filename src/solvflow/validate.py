@@ -18,7 +18,8 @@ source, and the tolerance, fixed in the definition. Two kinds:
 Each run: build (seeded), minimise, Langevin NPT at the system temperature and
 1 bar (Monte Carlo barostat), equilibration then sampling. Every result is
 written to ``<out>/<run-id>/result.json`` as soon as it is done; a run whose
-result exists (same settings) is not repeated. Nothing here tunes a parameter.
+result exists (same settings, same force-field files) is not repeated.
+Nothing here tunes a parameter.
 """
 
 from __future__ import annotations
@@ -215,7 +216,8 @@ def run_check(check: Check, out: str | Path, settings: RunSettings, *,
                "charge_scale": charge_scale, "production_ns": settings.production_ns,
                "equilibration_ns": settings.equilibration_ns,
                "seed": settings.seed, "size_factor": settings.size_factor,
-               "platform": settings.platform}
+               "platform": settings.platform,
+               "forcefield_sha256": _file_hashes(_forcefield_files(check, ion_parameters))}
     done = folder / "result.json"
     if done.is_file():
         previous = json.loads(done.read_text())
@@ -269,6 +271,16 @@ def build_run(check: Check, rundir: Path, settings: RunSettings, ion_parameters:
             "forcefield_files": files, "forcefield_sha256": _file_hashes(files),
             "start": start if check.kind == "shell" else "random",
             "temperature_K": spec.temperature_K}
+
+
+def _forcefield_files(check: Check, ion_parameters: str | None) -> list[str]:
+    """The force-field files of every species of the check's system (with the ion set)."""
+    from solvflow.spec import load_system, with_ion_parameters
+
+    spec = load_system(check.system)
+    if ion_parameters is not None:
+        spec = with_ion_parameters(spec, ion_parameters)
+    return sorted({sp.forcefield for sp in spec.species})
 
 
 def _file_hashes(files: list[str]) -> dict[str, str]:
