@@ -1,7 +1,8 @@
 """Sweeps on real Dask LocalClusters (2 CPU workers, tiny LiFSI/DME boxes of ~450 atoms):
 the shipped smoke workflow end to end, reuse of finished tasks, a failing task recorded
-while the others finish, --walltime stops and a SIGKILL of the whole sweep, both resumed to
-the frames of an uninterrupted run, and the --scheduler path."""
+while the others finish, a SIGKILL of the whole sweep, a --walltime stop and a SIGKILL of
+the worker running the task, each resumed, ending with the frames of an uninterrupted run;
+the --scheduler path, GPU pinning and the live board."""
 
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ def test_a_failing_task_is_recorded_while_the_others_finish(reference: tuple[Pat
     assert _campaign(root)["scheduler"].startswith("tcp://")  # the --scheduler path
 
 
-def test_walltime_stop_and_sigkill_both_resume_to_the_uninterrupted_frames(
+def test_sigkill_walltime_and_dead_worker_all_resume_to_the_uninterrupted_frames(
         tmp_path: Path, cluster: Any, long_workflow: Path, reference: tuple[Path, Any],
         capsys: pytest.CaptureFixture) -> None:
     root = tmp_path / "campaign"
@@ -176,15 +177,44 @@ def test_walltime_stop_and_sigkill_both_resume_to_the_uninterrupted_frames(
     assert [s["resumed_from"] is not None for s in status["sessions"]] == [False, True]
     assert f"stopped  {TASK}" in out
 
-    assert cli_main(["sweep", str(long_workflow / "long.yaml"), "-o", str(root), "--scheduler",
-                     cluster.scheduler_address, "--platform", "CPU", "--no-plots"]) == 0
+    stopped_at = dcd_frame_count(rundir / "traj.dcd")
+    result = _sweep_killing_its_worker(long_workflow / "long.yaml", root, rundir,
+                                       cluster.scheduler_address, stopped_at + 20)
+    assert result.exit_status == 0  # Dask re-ran the task; it resumed from its checkpoint
     assert _tasks(root)[TASK]["state"] == "finished"
     uninterrupted = reference[0] / "runs" / TASK
-    assert dcd_frame_count(rundir / "traj.dcd") == 250 > killed_at
+    assert dcd_frame_count(rundir / "traj.dcd") == 250 > stopped_at > killed_at
     assert _frame_steps(rundir) == _frame_steps(uninterrupted)
     assert _log_steps(rundir) == _log_steps(uninterrupted)
     assert json.loads((rundir / "analysis.json").read_text())["n_frames"] == 250
-    assert len(json.loads((rundir / "status.json").read_text())["sessions"]) == 3
+    sessions = json.loads((rundir / "status.json").read_text())["sessions"]
+    assert len(sessions) == 4 and all(s["resumed_from"] for s in sessions[1:])
+
+
+def _sweep_killing_its_worker(workflow: Path, root: Path, rundir: Path, address: str,
+                              frames: int) -> Any:
+    """Sweep (in a thread) on the shared cluster; SIGKILL the worker process running the
+    task once traj.dcd has ``frames`` frames (the nanny restarts it, Dask reschedules)."""
+    import threading
+
+    from solvflow.campaign.task import read_progress
+
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=sweep(
+        workflow, root, scheduler=address, platform="CPU", plots=False,
+        stream=io.StringIO())))
+    thread.start()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and thread.is_alive():
+        info = read_progress(root, TASK) or {}
+        if info.get("phase") == "simulate" and dcd_frame_count(rundir / "traj.dcd") >= frames:
+            os.kill(int(info["pid"]), signal.SIGKILL)  # a worker process of our cluster
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the task finished or stalled before its worker could be killed")
+    thread.join(timeout=300)
+    return outcome["result"]
 
 
 def _sigkill_mid_run(workflow: Path, root: Path, rundir: Path) -> None:
