@@ -265,3 +265,28 @@ def test_rdf_smoothing_and_extrema_equal_scipy(sigma_bins: float) -> None:
         want = argrelextrema(smooth, compare)[0]
         assert want.size > 0
         assert strict_extrema(smooth, compare).tolist() == want.tolist()
+
+
+def test_missing_numba_is_a_one_line_error_naming_the_fix() -> None:
+    # numba is required (no slow fallback): hide it from a fresh process and run the CLI.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class NoNumba(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'numba' or name.startswith('numba.'):\n"
+        "            raise ImportError('No module named numba (hidden by the test)')\n"
+        "sys.meta_path.insert(0, NoNumba())\n"
+        "from solvflow.cli import main\n"
+        f"sys.exit(main(['analyze', {str(REAL_MD)!r}, '--dt-ps', '0.4', '--no-plots',\n"
+        "                '-o', sys.argv[1]]))\n")
+    out = Path(__file__).parent / "does-not-get-written.json"
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True,
+                          text=True, env=dict(os.environ), timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert "need numba" in proc.stderr and "pip install 'numba>=0.68'" in proc.stderr
+    assert not out.exists()
