@@ -280,7 +280,7 @@ def test_live_board_on_a_terminal(tmp_path: Path) -> None:
     ProgressFile(progress_path(tmp_path, tasks[0].id), "token").write(
         "simulate", stage="npt", stage_index=4, n_stages=5, ns_done=0.0003, ns_total=0.00046,
         ns_per_day=12.5, eta_s=75.0)
-    board.event(campaign.update(tasks[1].id, state="failed", error="build: no room"))
+    board.event(campaign.update(tasks[1].id, state="failed", error="build: no room [/b]"))
     console = Console(file=io.StringIO(), width=160)
     console.print(board._render())
     text = console.file.getvalue()  # type: ignore[attr-defined]
@@ -288,6 +288,6 @@ def test_live_board_on_a_terminal(tmp_path: Path) -> None:
     assert "2 queued" in text
     row = next(line for line in text.splitlines() if line.split()[:1] == [tasks[0].id])
     assert row.split()[1:] == ["npt", "4/5", "0.0003", "/", "0.00046", "12.5", "00:01:15"]
-    assert f"failed   {tasks[1].id}  build: no room" in text
+    assert f"failed   {tasks[1].id}  build: no room [/b]" in text  # not read as markup
     board.close()
-    assert f"failed   {tasks[1].id}: build: no room" in terminal.getvalue()
+    assert f"failed   {tasks[1].id}: build: no room [/b]" in terminal.getvalue()

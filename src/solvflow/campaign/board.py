@@ -130,6 +130,7 @@ class LiveBoard(LineBoard):
     def _render(self) -> Any:
         from rich.console import Group
         from rich.table import Table
+        from rich.text import Text  # plain text: ids and errors are not markup
 
         c = self.counts()
         head = (f"{self.campaign.workflow.name}: [green]{c['finished']} done[/]  "
@@ -148,6 +149,6 @@ class LiveBoard(LineBoard):
             done, total = info.get("ns_done"), info.get("ns_total")
             ns = f"{done:.4g} / {total:.4g}" if done is not None and total else ""
             speed = info.get("ns_per_day")
-            table.add_row(record["id"], phase, ns, f"{speed:.3g}" if speed else "",
-                          _eta(info.get("eta_s")))
-        return Group(head, table, *self.events)
+            table.add_row(Text(record["id"]), Text(str(phase)), ns,
+                          f"{speed:.3g}" if speed else "", _eta(info.get("eta_s")))
+        return Group(head, table, *(Text(event) for event in self.events))
