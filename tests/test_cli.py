@@ -169,3 +169,39 @@ def test_bad_cutoff_on_the_command_line_is_one_line(capsys):
     code, _, err = run_cli(["analyze", rundir, "--cutoff", "DME=abc"], capsys)
     assert code == 2 and "--cutoff must be NAME=NM (e.g. DME=0.28), got 'DME=abc'" in err
     assert "Traceback" not in err
+
+
+def test_run_directory_with_recorded_elements_is_analysed_without_rdkit(tmp_path):
+    # build writes each species' elements beside its atom_names; with them the analysis of a
+    # run directory imports no RDKit, and gives the same numbers as deriving the elements from
+    # the SMILES (the path older run directories, like tests/data's, take).
+    import json
+    import shutil
+
+    import yaml
+
+    from solvflow.species import element_symbols
+
+    source = Path(__file__).parent / "data" / "lifsi_dme_1M_md"
+    rundir = tmp_path / "run"
+    shutil.copytree(source, rundir)
+    spec = yaml.safe_load((rundir / "spec.yaml").read_text())
+    for sp in spec["species"]:
+        assert "elements" not in sp  # the shipped run directory predates the key
+        sp["elements"] = list(element_symbols(sp["smiles"], sp["name"]))
+    (rundir / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    outputs = {}
+    for name, folder in (("recorded", rundir), ("smiles", source)):
+        out = tmp_path / f"{name}.json"
+        code = ("import sys\nfrom solvflow.cli import main\n"
+                f"assert main(['analyze', {str(folder)!r}, '--dt-ps', '0.4', '--no-plots', "
+                f"'--rdf-frames', '10', '-o', {str(out)!r}]) == 0\n"
+                "print('rdkit' in {m.split('.')[0] for m in sys.modules})")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=dict(os.environ), timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        outputs[name] = (proc.stdout.split()[-1], json.loads(out.read_text()))
+    assert outputs["recorded"][0] == "False" and outputs["smiles"][0] == "True"
+    recorded, smiles = outputs["recorded"][1], outputs["smiles"][1]
+    for key in ("coordination_numbers", "ion_pairing", "anion_states", "shells"):
+        assert recorded[key] == smiles[key], key

@@ -31,7 +31,14 @@ from solvflow.composition import Composition, compose
 from solvflow.errors import BuildError, InputError, OutputExistsError
 from solvflow.packing import PACKMOL_TOLERANCE_A, pack, structure_of
 from solvflow.spec import SystemSpec, load_system
-from solvflow.species import Species, add_residue, atom_names, molecule, site_indices
+from solvflow.species import (
+    Species,
+    add_residue,
+    atom_names,
+    element_symbols,
+    molecule,
+    site_indices,
+)
 from solvflow.start_states import StartState, check_start, pack_start, resolve_start
 
 PDB_ATOM_LIMIT = 99_999
@@ -316,6 +323,8 @@ def spec_document(spec: SystemSpec, comp: Composition, species: list[Species], *
         entry = sp.to_dict()
         smarts = entry.pop("sites", None)
         entry |= {"count": comp.counts[sp.name], "atom_names": names,
+                  # elements beside the names: analysing the run directory needs no RDKit
+                  "elements": list(element_symbols(sp.smiles, sp.name)),
                   "sites": [names[i] for i in site_indices(sp)]}
         if smarts:
             entry["sites_smarts"] = smarts

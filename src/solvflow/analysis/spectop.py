@@ -67,12 +67,20 @@ def _species_layout(sp: Mapping[str, Any]) -> tuple[str, int, list[str], list[An
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise AnalysisInputError(f"spec.yaml: species {name!r} atom_names must be a list of "
                                  f"strings, got {names!r}")
-    symbols = _smiles_symbols(str(sp.get("smiles")), str(name))
+    recorded = sp.get("elements")  # written by build (no RDKit needed); older runs lack it
+    if isinstance(recorded, list) and recorded and all(isinstance(e, str) for e in recorded):
+        symbols, source = tuple(recorded), f"{len(recorded)} elements"
+    else:
+        symbols = _smiles_symbols(str(sp.get("smiles")), str(name))
+        source = f"SMILES {sp.get('smiles')!r} has {len(symbols)} atoms (with hydrogens)"
     if len(symbols) != len(names):
         raise AnalysisInputError(
-            f"spec.yaml: species {name!r} lists {len(names)} atom_names but its SMILES "
-            f"{sp.get('smiles')!r} has {len(symbols)} atoms (with hydrogens)")
-    return residue, count, names, [md.element.get_by_symbol(s) for s in symbols]
+            f"spec.yaml: species {name!r} lists {len(names)} atom_names but its {source}")
+    try:
+        return residue, count, names, [md.element.get_by_symbol(s) for s in symbols]
+    except KeyError as exc:
+        raise AnalysisInputError(
+            f"spec.yaml: species {name!r} has an unknown element {exc.args[0]!r}") from None
 
 
 def _smiles_symbols(smiles: str, name: str) -> tuple[str, ...]:
