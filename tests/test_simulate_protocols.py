@@ -22,16 +22,18 @@ def _minimal() -> dict:
 
 
 def test_presets_ship_and_load() -> None:
-    assert available_protocols() == ["production", "quick", "smoke", "standard"]
+    assert available_protocols() == ["production", "quick", "smoke", "smoke_hmr", "standard"]
     for name in available_protocols():
         protocol = load_protocol(name)
         assert protocol.stages() == list(STAGE_NAMES)
-        assert protocol.timestep_fs == 2.0 and protocol.friction_per_ps == 1.0
+        assert protocol.friction_per_ps == 1.0
+        # 4 fs only with hydrogen mass repartitioning (H 3 amu), 2 fs without
+        assert (protocol.timestep_fs, protocol.hydrogen_mass_amu) in ((2.0, None), (4.0, 3.0))
 
 
 @pytest.mark.parametrize(("name", "production_ns", "total_ns"), [
     # the figures stated in the preset files and in docs/simulation.md
-    ("smoke", 0.0002, 0.00046), ("quick", 0.02, 0.050),
+    ("smoke", 0.0002, 0.00046), ("smoke_hmr", 0.0004, 0.00092), ("quick", 0.02, 0.050),
     ("standard", 20.0, 23.5), ("production", 100.0, 111.2),
 ])
 def test_preset_lengths_match_docs(name: str, production_ns: float, total_ns: float) -> None:
@@ -80,7 +82,7 @@ def test_stage_order_and_required_stages() -> None:
 
 
 def test_unknown_protocol_lists_presets() -> None:
-    with pytest.raises(InputError, match="smoke, standard"):
+    with pytest.raises(InputError, match="smoke, smoke_hmr, standard"):
         load_protocol("no_such_protocol")
 
 

@@ -68,7 +68,10 @@ def simulate(
         Preset name (``smoke``, ``quick``, ``standard``, ``production``) or YAML
         path. Default: the protocol the run started with, else ``quick``.
     platform : str, optional
-        ``CUDA``, ``OpenCL``, ``CPU`` or ``Reference``; default: the fastest usable.
+        ``CUDA``, ``OpenCL``, ``CPU`` or ``Reference``; default: a GPU when one loads,
+        else the faster of CPU and OpenCL-on-PoCL for this System (measured once per
+        machine and kind of System, cached; see ``choose_platform_for_run``); a resumed
+        run keeps the platform it started on.
     production_ns : float, optional
         Production length in ns (> 0), overriding the protocol's; may extend a
         finished run.

@@ -1,18 +1,26 @@
 """OpenMM platforms: what loads, why not, how fast; choosing one for a run.
 
-Order of preference: CUDA, OpenCL, CPU (Reference only when asked for); an
-OpenCL platform that is PoCL (OpenCL emulated on the CPU, several times slower
-than OpenMM's CPU platform) is used only when asked for. GPUs run in mixed
-precision. A platform "loads" when its plugin loaded *and* a
+Order of preference: CUDA, OpenCL, CPU (Reference only when asked for).
+Without a GPU, a run picks between the CPU platform and OpenCL on PoCL (OpenCL
+on the CPU) by measuring *its own* System on both (:func:`choose_platform_for_run`:
+PoCL is slower for native-LJ water but faster for solvflow's exact
+geometric-mixing CustomNonbondedForce), cached per machine; the plain default
+(:func:`choose_platform`) still skips PoCL. GPUs run in mixed precision.
+A platform "loads" when its plugin loaded *and* a
 context can be created on it (an OpenCL plugin without a device fails only
 there), so both failures are reported.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import socket
 import time
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from solvflow.errors import PlatformError
@@ -141,6 +149,122 @@ def list_platforms(probe: bool = True, probe_seconds: float = 2.0) -> list[Platf
             speed, n_atoms = probe_speed(name, probe_seconds)
         infos.append(PlatformInfo(name, usable, reason, precision, device, speed, n_atoms))
     return infos
+
+
+def cache_path() -> Path:
+    """``$SOLVFLOW_CACHE_DIR`` or ``$XDG_CACHE_HOME/solvflow`` (``~/.cache/solvflow``) +
+    ``platforms.json``: the measured platform choice per machine and kind of System."""
+    root = os.environ.get("SOLVFLOW_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "solvflow")
+    return Path(root) / "platforms.json"
+
+
+def system_class(system: Any) -> str:
+    """What the speed of a System depends on, as a cache key: the force types (and custom
+    nonbonded expressions), whether a barostat is present, and the atom count rounded to
+    a power of two (the choice does not change between 1,500 and 2,000 atoms)."""
+    import hashlib
+
+    import openmm
+
+    forces = []
+    for force in system.getForces():
+        name = type(force).__name__
+        if isinstance(force, openmm.CustomNonbondedForce):
+            name += "[" + hashlib.sha256(force.getEnergyFunction().encode()).hexdigest()[:8] + "]"
+        forces.append(name)
+    size = 2 ** max(0, round(math.log2(max(system.getNumParticles(), 1))))
+    return f"~{size} atoms; {'+'.join(sorted(forces))}"
+
+
+def _cache_key(system: Any) -> str:
+    import openmm
+
+    threads = os.environ.get("OPENMM_CPU_THREADS", "default")
+    return (f"{socket.gethostname()} | OpenMM {openmm.__version__} | CPU threads {threads} | "
+            f"{system_class(system)}")
+
+
+def _read_cache() -> dict[str, Any]:
+    try:
+        data = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(key: str, entry: dict[str, Any]) -> None:
+    from solvflow.atomic import atomic_write
+
+    data = _read_cache()
+    data[key] = entry
+    try:
+        cache_path().parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache_path(), json.dumps(data, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        pass  # a read-only home: measure again next time
+
+
+def probe_system(name: str, system: Any, positions_nm: Any, box: Any,
+                 seconds: float = 2.0) -> float:
+    """Force evaluations per second of ``system`` on platform ``name`` (about ``seconds``).
+
+    Forces, not MD steps: the positions may be an unminimised box. One force
+    evaluation is what an MD step costs (integration is negligible next to it).
+    """
+    import openmm
+    from openmm import unit
+
+    platform = openmm.Platform.getPlatformByName(name)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), platform,
+                             platform_properties(name))
+    context.setPeriodicBoxVectors(*box)
+    context.setPositions(positions_nm * unit.nanometer)
+    context.getState(getForces=True)  # kernels compiled, neighbour lists built
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or calls < 3:
+        context.getState(getForces=True)
+        calls += 1
+    return calls / (time.perf_counter() - start)
+
+
+def choose_platform_for_run(name: str | None, system: Any, positions_nm: Any, box: Any,
+                            recorded: str | None = None, probe_seconds: float = 2.0,
+                            ) -> tuple[Any, dict[str, str], dict[str, Any]]:
+    """The platform for a run of ``system``: (platform, properties, how it was chosen).
+
+    ``name`` given: that one. A resumed run (``recorded``) keeps its platform when it
+    loads (its checkpoint.chk is platform-specific). Else a GPU (CUDA, then OpenCL on
+    a real device) when one loads; else the faster of the CPU platform and OpenCL on
+    PoCL for *this* System, measured by :func:`probe_system` and cached in
+    :func:`cache_path` per machine and :func:`system_class`.
+    """
+    if name is not None:
+        platform, props = choose_platform(name)
+        return platform, props, {"how": "asked for"}
+    usable = {p: _context_check(p) for p in PREFERENCE if p in _registered()}
+    usable = {p: v for p, v in usable.items() if v[0]}
+    if recorded in usable:
+        platform, props = choose_platform(recorded)
+        return platform, props, {"how": "the platform this run started on"}
+    gpu = [p for p in PREFERENCE[:2] if p in usable and POCL not in usable[p][2].lower()]
+    cpu_side = [p for p in ("CPU", "OpenCL") if p in usable and p not in gpu]
+    if gpu or len(cpu_side) < 2:
+        platform, props = choose_platform()
+        return platform, props, {"how": "first usable of " + ", ".join(PREFERENCE)}
+    key = _cache_key(system)
+    entry = _read_cache().get(key)
+    how = f"cached measurement ({cache_path()})"
+    if not entry or entry.get("platform") not in cpu_side:
+        speeds = {p: round(probe_system(p, system, positions_nm, box, probe_seconds), 2)
+                  for p in cpu_side}
+        entry = {"platform": max(speeds, key=lambda p: speeds[p]),
+                 "force_evaluations_per_s": speeds, "n_atoms": system.getNumParticles(),
+                 "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        _write_cache(key, entry)
+        how = f"measured on this System ({probe_seconds:g} s per platform), cached"
+    platform, props = choose_platform(entry["platform"])
+    return platform, props, {"how": how, "key": key, **entry}
 
 
 def choose_platform(name: str | None = None) -> tuple[Any, dict[str, str]]:

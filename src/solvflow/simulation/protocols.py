@@ -35,7 +35,7 @@ STAGE_NAMES = ("minimize", "heat", "anneal", "npt", "production")
 _TOP_KEYS = {
     "name", "description", "timestep_fs", "friction_per_ps", "pressure_bar",
     "barostat_interval_steps", "report_interval_ps", "checkpoint_interval_min",
-    "blowup_temperature_factor", "stages",
+    "blowup_temperature_factor", "hydrogen_mass_amu", "stages",
 }
 _TOP_REQUIRED = {"name", "stages"}
 _STAGE_KEYS = {
@@ -53,6 +53,7 @@ _STAGE_REQUIRED = {
     "production": {"duration_ns", "frame_interval_ps"},
 }
 ENSEMBLES = ("NVT", "NPT")
+MAX_TIMESTEP_WITHOUT_HMR_FS = 2.5  # above: only with hydrogen_mass_amu >= 2
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class Protocol:
     report_interval_ps: float = 1.0
     checkpoint_interval_min: float = 10.0
     blowup_temperature_factor: float = 5.0
+    hydrogen_mass_amu: float | None = None  # None: masses as in system.xml (no HMR)
     minimize: Minimize | None = None
     heat: Heat | None = None
     anneal: Anneal | None = None
@@ -145,7 +147,8 @@ class Protocol:
         """Plain-data form, loadable again with :func:`parse_protocol` (``protocol.yaml``)."""
         data = asdict(self)
         out = {k: v for k, v in data.items()
-               if k not in STAGE_NAMES and k != "source" and not (k == "description" and not v)}
+               if k not in STAGE_NAMES and k != "source" and not (k == "description" and not v)
+               and not (k == "hydrogen_mass_amu" and v is None)}
         stages = {name: data[name] for name in STAGE_NAMES if data[name] is not None}
         out["stages"] = stages
         return out
@@ -267,6 +270,13 @@ def _check_ranges(p: Protocol, where: str) -> None:
         if not low <= value <= high:
             raise SpecError(f"{where}: {what} = {value:g} is outside the allowed range "
                             f"[{low:g}, {high:g}]")
+    if p.hydrogen_mass_amu is not None and not 1.0 <= p.hydrogen_mass_amu <= 5.0:
+        raise SpecError(f"{where}: hydrogen_mass_amu = {p.hydrogen_mass_amu:g} is outside the "
+                        "allowed range [1, 5] (3 is usual with timestep_fs: 4)")
+    if p.timestep_fs > MAX_TIMESTEP_WITHOUT_HMR_FS and (p.hydrogen_mass_amu or 1.0) < 2.0:
+        raise SpecError(f"{where}: timestep_fs = {p.timestep_fs:g} needs hydrogen mass "
+                        "repartitioning: set hydrogen_mass_amu (e.g. 3) or use timestep_fs <= "
+                        f"{MAX_TIMESTEP_WITHOUT_HMR_FS:g}")
     if p.production.ensemble == "NVT" and p.npt is None:
         raise SpecError(f"{where}: NVT production takes its volume from the 'npt' stage; "
                         "add an 'npt' stage or set production: ensemble: NPT")

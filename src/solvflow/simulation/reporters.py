@@ -3,10 +3,21 @@ form, ``report(simulation, state)`` acts.  All schedules are relative to the
 start of the current stage (held by a shared :class:`StageClock`), so a
 resumed run reports at exactly the steps an uninterrupted one would.
 
-Order matters when several reporters fire at the same step: OpenMM calls them
-in list order when at most one of them asks for positions (true here), so the
-engine registers: watch, log, trajectory, progress, checkpoint.  The
-checkpoint therefore always covers the log row and the frame of its own step.
+Nothing here depends on the order in which OpenMM calls reporters of the same
+step (``Simulation`` calls those wanting wrapped positions -- the trajectory --
+before the others, whatever the list order):
+
+- the trajectory writer checks its own state (positions, and energy when the
+  state has it) with the blow-up watch *before* it writes a frame, so a NaN on
+  a frame step never reaches ``traj.dcd``;
+- the log and the trajectory remember the last step they wrote, and
+  :meth:`CsvLogReporter.catch_up` / :meth:`DcdTrajectoryReporter.catch_up`
+  write the row or frame of the current step if it is due and not written yet
+  (the engine calls them before every checkpoint), so a checkpoint always
+  covers the row and the frame of its own step;
+- the counts a checkpoint records are derived from the step and the schedule
+  (:func:`solvflow.simulation.stages.expected_counts`), and checked against
+  what the reporters wrote.
 """
 
 from __future__ import annotations
@@ -81,11 +92,50 @@ def _quantity(value: Any, unit_name: str) -> float:
     return float(value.value_in_unit(getattr(unit, unit_name)))
 
 
+def _energy_problem(state: Any, clock: StageClock, factor: float) -> str:
+    """Why the energies of ``state`` are not sane ("" if fine or not in the state)."""
+    try:
+        potential = _quantity(state.getPotentialEnergy(), "kilojoules_per_mole")
+        kinetic = _quantity(state.getKineticEnergy(), "kilojoules_per_mole")
+    except Exception:  # noqa: BLE001 - the state holds no energy (OpenMMException)
+        return ""
+    if not (math.isfinite(potential) and math.isfinite(kinetic)):
+        return f"energy is not finite (potential {potential}, kinetic {kinetic} kJ/mol)"
+    temperature = clock.temperature(kinetic)
+    limit = factor * max(clock.target_K, clock.setpoint_K)
+    if temperature > limit:
+        return f"temperature {temperature:.0f} K exceeds {factor:g} x {limit / factor:.0f} K"
+    return ""
+
+
+def _position_problem(state: Any) -> str:
+    """Why the positions of ``state`` are not sane ("" if fine or not in the state)."""
+    import numpy as np
+
+    try:
+        positions = state.getPositions(asNumpy=True)._value
+    except Exception:  # noqa: BLE001 - the state holds no positions
+        return ""
+    bad = ~np.isfinite(positions).all(axis=1)
+    if bad.any():
+        return (f"{int(bad.sum())} particle position(s) are not finite "
+                f"(first: atom {int(bad.argmax())})")
+    return ""
+
+
+def _due(clock: StageClock, step: int, interval: int, last_step: int | None) -> bool:
+    """True when a reporter of period ``interval`` owes a report at ``step``."""
+    return (clock.stage_start < step <= clock.stage_end and step != last_step
+            and (step - clock.stage_start) % interval == 0)
+
+
 class BlowUpWatch:
-    """Stops the run when the energy is not finite or the temperature runs away.
+    """Stops the run when the energy or a position is not finite, or the temperature runs
+    away.
 
     Raises :class:`SimulationError` naming stage, step and time; the last good
-    checkpoint is left as it is (this reporter runs first at every step).
+    checkpoint is left as it is. The trajectory writer calls :meth:`check` on
+    its own state before writing, so no reporter order can let a bad frame out.
     """
 
     def __init__(self, interval: int, clock: StageClock, factor: float = 5.0) -> None:
@@ -96,18 +146,15 @@ class BlowUpWatch:
                 "periodic": None, "include": ["energy"]}
 
     def report(self, simulation: Any, state: Any) -> None:
-        potential = _quantity(state.getPotentialEnergy(), "kilojoules_per_mole")
-        kinetic = _quantity(state.getKineticEnergy(), "kilojoules_per_mole")
-        temperature = self.clock.temperature(kinetic)
-        limit = self.factor * max(self.clock.target_K, self.clock.setpoint_K)
-        problem = ""
-        if not (math.isfinite(potential) and math.isfinite(kinetic)):
-            problem = f"energy is not finite (potential {potential}, kinetic {kinetic} kJ/mol)"
-        elif temperature > limit:
-            problem = (f"temperature {temperature:.0f} K exceeds {self.factor:g} x "
-                       f"{limit / self.factor:.0f} K")
+        self.check(simulation.currentStep, state)
+
+    def check(self, step: int, state: Any) -> None:
+        """Raise if what ``state`` holds (energies and/or positions) is not sane."""
+        problem = _energy_problem(state, self.clock, self.factor)
+        if not problem:
+            problem = _position_problem(state)
         if problem:
-            self.fail(simulation.currentStep, _quantity(state.getTime(), "picoseconds"), problem)
+            self.fail(step, _quantity(state.getTime(), "picoseconds"), problem)
 
     def fail(self, step: int, time_ps: float, problem: str) -> None:
         kept = self.clock.last_good_checkpoint
@@ -134,6 +181,7 @@ class CsvLogReporter:
         if new:
             self._writer.writerow(LOG_COLUMNS)
         self._last: tuple[float, int] | None = None
+        self.last_step: int | None = None  # step of the last row written (no row twice)
 
     def describeNextReport(self, simulation: Any) -> dict[str, Any]:  # noqa: N802
         if self._last is None:
@@ -147,6 +195,8 @@ class CsvLogReporter:
 
     def report(self, simulation: Any, state: Any) -> None:
         step, now = simulation.currentStep, time.perf_counter()
+        if step == self.last_step:
+            return  # written already by catch_up()
         speed = ""
         if self._last is not None and step > self._last[1] and now > self._last[0]:
             ns = (step - self._last[1]) * self.clock.timestep_ps / 1000.0
@@ -168,6 +218,12 @@ class CsvLogReporter:
             f"{kinetic:.4f}", f"{potential + kinetic:.4f}", f"{temperature:.3f}",
             f"{volume:.5f}", f"{density:.5f}", speed])
         self.n_rows += 1
+        self.last_step = simulation.currentStep
+
+    def catch_up(self, simulation: Any) -> None:
+        """Write the row of the current step now if it is due and not written yet."""
+        if _due(self.clock, simulation.currentStep, self.interval, self.last_step):
+            self.report(simulation, simulation.context.getState(getEnergy=True))
 
     def flush(self) -> None:
         self._fh.flush()
@@ -185,9 +241,12 @@ class DcdTrajectoryReporter:
     """
 
     def __init__(self, path: Path, interval: int, clock: StageClock, topology: Any,
-                 n_frames: int = 0) -> None:
-        """``n_frames``: frames already in ``path`` (appended to); 0 starts a new file."""
+                 n_frames: int = 0, guard: BlowUpWatch | None = None) -> None:
+        """``n_frames``: frames already in ``path`` (appended to); 0 starts a new file.
+        ``guard``: checks every state before its frame is written (raises on NaN)."""
         self.path, self.interval, self.clock, self.topology = path, interval, clock, topology
+        self.guard = guard
+        self.last_step: int | None = None
         self.append = n_frames > 0
         self._fh: IO[bytes] | None = None
         self._dcd: Any = None
@@ -200,6 +259,11 @@ class DcdTrajectoryReporter:
     def report(self, simulation: Any, state: Any) -> None:
         from openmm.app import DCDFile
 
+        step = simulation.currentStep
+        if step == self.last_step:
+            return  # written already by catch_up()
+        if self.guard is not None:
+            self.guard.check(step, state)  # before the frame: a NaN never reaches the file
         if self._dcd is None:
             first = simulation.currentStep
             if self.append:  # DCDFile rewrites the last-step field from the first step
@@ -210,6 +274,13 @@ class DcdTrajectoryReporter:
         self._dcd.writeModel(state.getPositions(asNumpy=True),
                              periodicBoxVectors=state.getPeriodicBoxVectors())
         self.n_frames += 1
+        self.last_step = step
+
+    def catch_up(self, simulation: Any) -> None:
+        """Write the frame of the current step now if it is due and not written yet."""
+        if _due(self.clock, simulation.currentStep, self.interval, self.last_step):
+            self.report(simulation, simulation.context.getState(
+                getPositions=True, getEnergy=True, enforcePeriodicBox=True))
 
     def flush(self) -> None:
         if self._fh is not None:
@@ -295,8 +366,9 @@ class CheckpointReporter:
     """Calls ``save(simulation)`` when ``minutes`` of wall-clock time have passed, or when
     ``stop_requested()`` is true (then raises :class:`RunInterrupted` after saving).
 
-    Registered last, so every report of its step is written before it saves: the
-    checkpoint is consistent with log.csv and traj.dcd at any step. Checked every
+    ``save`` (the engine's checkpoint) first writes any log row or frame of its step
+    not written yet (``catch_up``), so the checkpoint is consistent with log.csv and
+    traj.dcd whatever order OpenMM calls the reporters in. Checked every
     ``interval`` steps (cheap: no state is requested).
     """
 

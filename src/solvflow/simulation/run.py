@@ -6,6 +6,7 @@ import datetime as _dt
 import hashlib
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from solvflow import __version__
 from solvflow.atomic import durable_write
 from solvflow.errors import SimulationError
 from solvflow.simulation import rundir as rd
-from solvflow.simulation.platforms import choose_platform, is_pocl
+from solvflow.simulation.hmr import repartition_hydrogen_mass
+from solvflow.simulation.platforms import choose_platform_for_run, is_pocl
 from solvflow.simulation.protocols import Protocol
 from solvflow.simulation.reporters import (
     BlowUpWatch,
@@ -29,10 +31,15 @@ from solvflow.simulation.reporters import (
     StageClock,
     degrees_of_freedom,
 )
-from solvflow.simulation.stages import StagePlan
+from solvflow.simulation.stages import StagePlan, expected_counts
 
 KEEP_CHECKPOINT_RECORDS = 5
 STOP_CHECK_STEPS = 100  # a stop request (Ctrl-C, SIGTERM) is honoured within this many steps
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _now() -> str:
@@ -58,6 +65,7 @@ class Run:
         self.log: CsvLogReporter | None = None
         self.traj: DcdTrajectoryReporter | None = None
         self.stop_requested = False  # set by the signal handler of simulate()
+        self.checkpoint_fallback = ""  # why checkpoint.chk did not load, if it did not
         # --walltime: stop at a checkpoint once this monotonic time is reached (resumable)
         self.deadline = None if walltime_s is None else self.session_start + walltime_s
         self.walltime_s = walltime_s
@@ -113,6 +121,10 @@ class Run:
 
         p = self.protocol
         self.system = openmm.XmlSerializer.deserialize(self.inputs.system_xml)
+        self.hmr = None
+        if p.hydrogen_mass_amu is not None:  # system.xml stays as built; masses change here
+            self.hmr = repartition_hydrogen_mass(self.system, self.inputs.topology,
+                                                 p.hydrogen_mass_amu)
         self.total_mass = sum(self.system.getParticleMass(i).value_in_unit(openmm.unit.dalton)
                               for i in range(self.system.getNumParticles()))
         if any(isinstance(f, openmm.MonteCarloBarostat) for f in self.system.getForces()):
@@ -125,7 +137,11 @@ class Run:
         integrator = openmm.LangevinMiddleIntegrator(self.inputs.temperature_K,
                                                      p.friction_per_ps, p.timestep_ps)
         integrator.setRandomNumberSeed(self.seed)
-        platform, properties = choose_platform(platform_name)
+        platform, properties, choice = choose_platform_for_run(
+            platform_name, self.system, self.inputs.positions_nm,
+            self.inputs.topology.getPeriodicBoxVectors(),
+            recorded=self.status.get("platform") if self.resuming else None)
+        self.status["platform_choice"] = choice
         first = next((s for s in self.plan if s.name not in self._finished_recorded()),
                      self.plan[-1])
         self._set_barostat_frequency(first, reinitialize=False)
@@ -168,7 +184,8 @@ class Run:
             "protocol_file": rd.PROTOCOL_COPY, "seed": self.seed,
             "system_xml_sha256": self._system_digest(),
             "temperature_K": self.inputs.temperature_K, "total_steps": self.plan[-1].end,
-            "timestep_ps": self.protocol.timestep_ps, "stages": {}, "checkpoints": [],
+            "timestep_ps": self.protocol.timestep_ps,
+            "hydrogen_mass_repartitioning": self.hmr, "stages": {}, "checkpoints": [],
             "sessions": [], "error": None})
         self._session_record(None)
         rd.write_status(self.root, self.status)
@@ -203,22 +220,29 @@ class Run:
             self.status.pop(key, None)
         if "production" in self.finished and self.plan[-1].end > step:
             self.finished.remove("production")  # production was extended
-        self._session_record({"step": step, "from": source})
+        self._session_record({"step": step, "from": source,
+                              **({"why": self.checkpoint_fallback}
+                                 if self.checkpoint_fallback else {})})
         return record["n_log_rows"], record["n_frames"]
 
     def _load_checkpoint(self) -> str:
         import openmm
 
         chk = self.root / rd.CHECKPOINT
+        why = f"{rd.CHECKPOINT} is missing"
         if chk.is_file():
             try:
                 self.simulation.loadCheckpoint(str(chk))
                 return rd.CHECKPOINT
-            except Exception:  # noqa: BLE001 - another platform/OpenMM: use the portable state
-                pass
+            except Exception as exc:  # noqa: BLE001 - another platform/OpenMM, or corrupt
+                why = f"{rd.CHECKPOINT} does not load here ({_first_line(exc)})"
         if not (self.root / rd.STATE).is_file():
-            raise SimulationError(f"{self.root}: {rd.STATUS} lists checkpoints but neither "
-                                  f"{rd.CHECKPOINT} nor {rd.STATE} can be loaded")
+            raise SimulationError(f"{self.root}: {rd.STATUS} lists checkpoints but {why} "
+                                  f"and there is no {rd.STATE}")
+        self.checkpoint_fallback = why
+        print(f"solvflow: {self.root}: {why}; resuming from the portable {rd.STATE} "
+              "(exact positions, velocities and box; the random-number streams restart)",
+              file=sys.stderr)
         state = openmm.XmlSerializer.deserialize((self.root / rd.STATE).read_text())
         self.context.setState(state)
         return rd.STATE
@@ -234,7 +258,7 @@ class Run:
         self.watch = BlowUpWatch(every, clock, p.blowup_temperature_factor)
         self.log = CsvLogReporter(self.root / rd.LOG, every, clock, self.total_mass, n_rows)
         self.traj = DcdTrajectoryReporter(self.root / rd.TRAJECTORY, p.frame_interval_steps,
-                                          clock, self.inputs.topology, n_frames)
+                                          clock, self.inputs.topology, n_frames, self.watch)
         self.progress = ProgressReporter(every, clock, self.progress_mode)
         self.checkpointer = CheckpointReporter(
             min(every, STOP_CHECK_STEPS), clock, p.checkpoint_interval_min,
@@ -376,14 +400,13 @@ class Run:
         energy = state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole)
         if not math.isfinite(energy):
             self.watch.fail(step, time_ps, f"potential energy is {energy} at a checkpoint")
-        self.log.flush()
-        self.traj.flush()
+        n_rows, n_frames = self._catch_up(step)
         chk_tmp = self.root / (rd.CHECKPOINT + ".tmp")
         durable_write(chk_tmp, self.context.createCheckpoint())  # renamed after the commit
         durable_write(self.root / (rd.STATE + ".tmp"), openmm.XmlSerializer.serialize(state))
         record = {"step": step, "time_ps": round(time_ps, 6), "stage": self.clock.stage,
-                  "stages_finished": list(self.finished), "n_log_rows": self.log.n_rows,
-                  "n_frames": self.traj.n_frames,
+                  "stages_finished": list(self.finished), "n_log_rows": n_rows,
+                  "n_frames": n_frames,
                   "volume_nm3": round(float(state.getPeriodicBoxVolume().value_in_unit(
                       openmm.unit.nanometer**3)), 6), "written": _now()}
         self.status["checkpoints"] = (self.status.get("checkpoints", []) + [record])[
@@ -396,6 +419,29 @@ class Run:
         self.checkpointer.restart_clock()
         if self.log is not None:
             self.log.restart_timer()
+
+    def _catch_up(self, step: int) -> tuple[int, int]:
+        """Write any row/frame of ``step`` still owed, flush; (rows, frames) from the schedule.
+
+        The counts come from the step and the schedule, never from the order in which
+        OpenMM happened to call the reporters; a mismatch with the files is an error.
+        """
+        assert self.log is not None and self.traj is not None
+        if self.clock.stage != "minimize":
+            self.log.catch_up(self.simulation)
+        if self.clock.stage == "production":
+            self.traj.catch_up(self.simulation)
+        self.log.flush()
+        self.traj.flush()
+        p = self.protocol
+        rows, frames = expected_counts(self.plan, p.report_interval_steps,
+                                       p.frame_interval_steps, step, self.finished)
+        if (rows, frames) != (self.log.n_rows, self.traj.n_frames):
+            raise SimulationError(
+                f"at step {step} the schedule expects {rows} log rows and {frames} frames but "
+                f"{self.log.n_rows} rows and {self.traj.n_frames} frames were written; no "
+                "checkpoint was committed (a bug: please report it)")
+        return rows, frames
 
     def _update_status(self, step: int) -> None:
         self.status.update({

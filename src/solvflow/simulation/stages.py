@@ -91,3 +91,23 @@ def _ramp(steps: int, start_K: float, end_K: float) -> list[tuple[int, float]]:
         done += length
         i += 1
     return pieces
+
+
+def expected_counts(plan: list[StagePlan], report_every: int, frame_every: int, step: int,
+                    stages_finished: list[str]) -> tuple[int, int]:
+    """(log rows, trajectory frames) a run following ``plan`` has written at ``step``.
+
+    Derived from the schedule alone (not from the reporters' counters): one row
+    for a finished minimisation, then in each MD stage a row every
+    ``report_every`` steps after its start up to its end; frames every
+    ``frame_every`` steps after the start of ``production``.
+    """
+    rows = 0
+    for stage in plan:
+        if stage.ensemble is None:
+            rows += 1 if stage.name in stages_finished else 0
+        elif step > stage.start:
+            rows += (min(step, stage.end) - stage.start) // report_every
+    production = plan[-1]
+    frames = (step - production.start) // frame_every if step > production.start else 0
+    return rows, frames
