@@ -132,13 +132,17 @@ def available_systems() -> list[str]:
     )
 
 
-def load_system(system: str | Path | SystemSpec) -> SystemSpec:
-    """Load and validate a system by short name (``"lifsi_dme"``) or path."""
+def load_system(system: str | Path | SystemSpec, *, chemistry: bool = True) -> SystemSpec:
+    """Load and validate a system by short name (``"lifsi_dme"``) or path.
+
+    ``chemistry=False`` skips the RDKit checks of each species (SMILES, formal charge,
+    site SMARTS) and so the RDKit import: for listings (``solvflow systems``) only.
+    """
     if isinstance(system, SystemSpec):
         return system
     path = _locate(system)
     raw = _read_yaml(path)
-    return parse_system(raw, where=str(path), base_dir=path.parent)
+    return parse_system(raw, where=str(path), base_dir=path.parent, chemistry=chemistry)
 
 
 def _locate(system: str | Path) -> Path:
@@ -192,7 +196,8 @@ def species_library() -> dict[str, dict[str, Any]]:
     return lib
 
 
-def parse_system(raw: dict[str, Any], where: str, base_dir: Path | None = None) -> SystemSpec:
+def parse_system(raw: dict[str, Any], where: str, base_dir: Path | None = None, *,
+                 chemistry: bool = True) -> SystemSpec:
     """Validate a system mapping (as read from YAML) into a :class:`SystemSpec`."""
     kind = raw.get("kind")
     if kind not in KINDS:
@@ -206,7 +211,8 @@ def parse_system(raw: dict[str, Any], where: str, base_dir: Path | None = None) 
         raise SpecError(f"{where}: 'provenance' must be a mapping (source, reference, notes)")
     check_keys(provenance, _PROVENANCE_KEYS, f"{where}: provenance")
     ion_set = _ion_parameters(raw.get("ion_parameters", DEFAULT_ION_PARAMETERS), where)
-    species = _apply_ion_parameters(_parse_species_list(raw["species"], where, base_dir), ion_set)
+    species = _apply_ion_parameters(_parse_species_list(raw["species"], where, base_dir,
+                                                         chemistry), ion_set)
     spec = SystemSpec(
         name=_string(raw["name"], "name", where),
         kind=kind,
@@ -233,7 +239,8 @@ def _parse_liquid(raw: dict[str, Any], spec: SystemSpec, where: str) -> SystemSp
     return _replace(spec, solvent=solvent)
 
 
-def _parse_species_list(entries: Any, where: str, base_dir: Path | None) -> tuple[Species, ...]:
+def _parse_species_list(entries: Any, where: str, base_dir: Path | None,
+                        chemistry: bool = True) -> tuple[Species, ...]:
     if not isinstance(entries, list) or not entries:
         raise SpecError(f"{where}: 'species' must be a non-empty list")
     library: dict[str, dict[str, Any]] | None = None
@@ -249,17 +256,20 @@ def _parse_species_list(entries: Any, where: str, base_dir: Path | None) -> tupl
                     f"{', '.join(sorted(library))}, or define it in full (keys: smiles, "
                     "residue, charge, role, forcefield, ...)"
                 )
-            out.append(_make_species(entry, library[entry], f"{LIBRARY_FILE}: {entry}", None))
+            out.append(_make_species(entry, library[entry], f"{LIBRARY_FILE}: {entry}", None,
+                                     chemistry))
         elif isinstance(entry, dict):
             name = _string(entry.get("name"), "species name", where)
-            out.append(_make_species(name, entry, f"{where}: species {name}", base_dir))
+            out.append(_make_species(name, entry, f"{where}: species {name}", base_dir,
+                                     chemistry))
         else:
             raise SpecError(f"{where}: each species is a name or a mapping, got {entry!r}")
     _check_unique(out, where)
     return tuple(out)
 
 
-def _make_species(name: str, d: dict[str, Any], where: str, base_dir: Path | None) -> Species:
+def _make_species(name: str, d: dict[str, Any], where: str, base_dir: Path | None,
+                  chemistry: bool = True) -> Species:
     check_keys(d, _SPECIES_KEYS, where)
     missing = sorted(_SPECIES_REQUIRED - set(d))
     if missing:
@@ -283,7 +293,7 @@ def _make_species(name: str, d: dict[str, Any], where: str, base_dir: Path | Non
         molar_volume_cm3_mol=d.get("molar_volume_cm3_mol"),
         source=str(d.get("source", "")),
     )
-    validate_species(sp, where)
+    validate_species(sp, where, chemistry=chemistry)
     return sp
 
 

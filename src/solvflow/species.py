@@ -87,8 +87,11 @@ class Species:
         return out
 
 
-def validate_species(sp: Species, where: str) -> None:
-    """Check a species definition; raise :class:`SpeciesError` naming the problem."""
+def validate_species(sp: Species, where: str, *, chemistry: bool = True) -> None:
+    """Check a species definition; raise :class:`SpeciesError` naming the problem.
+
+    ``chemistry=False`` skips the RDKit checks (SMILES, formal charge, site SMARTS).
+    """
     if not _NAME_RE.match(str(sp.name)):
         raise SpeciesError(
             f"{where}: species name {sp.name!r} is not allowed; use a letter followed by up to "
@@ -101,15 +104,8 @@ def validate_species(sp: Species, where: str) -> None:
             f"{where}: species {sp.name!r} has residue name {sp.residue!r}; "
             "use 1-3 upper-case letters or digits (PDB residue name)"
         )
-    mol = _parse_smiles(sp.smiles, sp.name, where)
-    from rdkit import Chem
-
-    formal = Chem.GetFormalCharge(mol)
-    if formal != sp.charge:
-        raise SpeciesError(
-            f"{where}: species {sp.name!r} declares charge {sp.charge:+d} but its SMILES "
-            f"{sp.smiles!r} has total formal charge {formal:+d}"
-        )
+    if chemistry:
+        _check_chemistry(sp, where)
     if sp.role == "cation" and sp.charge <= 0 or sp.role == "anion" and sp.charge >= 0:
         raise SpeciesError(
             f"{where}: species {sp.name!r} has role {sp.role!r} but charge {sp.charge:+d}"
@@ -123,6 +119,19 @@ def validate_species(sp: Species, where: str) -> None:
     if sp.role == "solvent" and not (sp.density_g_cm3 and sp.density_g_cm3 > 0):
         raise SpeciesError(
             f"{where}: solvent {sp.name!r} needs density_g_cm3 (pure-liquid density, g/cm^3)"
+        )
+
+
+def _check_chemistry(sp: Species, where: str) -> None:
+    """RDKit checks: the SMILES parses, its formal charge is the declared one, sites match."""
+    mol = _parse_smiles(sp.smiles, sp.name, where)
+    from rdkit import Chem
+
+    formal = Chem.GetFormalCharge(mol)
+    if formal != sp.charge:
+        raise SpeciesError(
+            f"{where}: species {sp.name!r} declares charge {sp.charge:+d} but its SMILES "
+            f"{sp.smiles!r} has total formal charge {formal:+d}"
         )
     if sp.sites is not None:
         site_indices(sp)  # raises on a bad SMARTS or one that matches nothing
