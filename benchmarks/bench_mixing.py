@@ -34,10 +34,15 @@ from typing import Any
 VARIANTS = ("custom-product", "custom-table", "custom-sigeps", "native-lb")
 
 
-def _lj_force(system: Any) -> Any:
+def _lj_index(system: Any) -> int:
     import openmm
 
-    return next(f for f in system.getForces() if isinstance(f, openmm.CustomNonbondedForce))
+    return next(k for k, f in enumerate(system.getForces())
+                if isinstance(f, openmm.CustomNonbondedForce))
+
+
+def _lj_force(system: Any) -> Any:
+    return system.getForce(_lj_index(system))
 
 
 def variant_system(system_xml: str, variant: str) -> Any:
@@ -58,7 +63,7 @@ def variant_system(system_xml: str, variant: str) -> Any:
         restore_native_lj(system, sigma_eps)
         return system
     old = _lj_force(system)
-    index = [i for i in range(system.getNumForces()) if system.getForce(i) is old][0]
+    index = _lj_index(system)
     if variant == "custom-table":
         new = tabulated_geometric_lj(old, sigma_eps)
     else:
@@ -110,12 +115,28 @@ def steps_per_s(system: Any, platform: str, state: Any, seconds: float) -> float
     return steps / (time.process_time() - start)
 
 
+def potential_energy(system: Any, state: Any) -> float:
+    """kJ/mol on the CPU platform at ``state`` (exact variants must agree)."""
+    import openmm
+    from openmm import unit
+
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName("CPU"))
+    context.setState(state)
+    return context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(
+        unit.kilojoule_per_mole)
+
+
 def minimized_state(system_xml: str, rundir: Path) -> Any:
+    """The run's state.xml when it has one (an equilibrated box), else the built box after
+    500 L-BFGS iterations on the CPU platform, with velocities at 298.15 K."""
     import openmm
     from openmm import unit
 
     from solvflow.simulation import rundir as rd
 
+    if (rundir / rd.STATE).is_file():
+        return openmm.XmlSerializer.deserialize((rundir / rd.STATE).read_text())
     inputs = rd.read_inputs(rundir)
     system = openmm.XmlSerializer.deserialize(system_xml)
     context = openmm.Context(system, openmm.VerletIntegrator(0.001),
@@ -150,6 +171,10 @@ def main() -> None:
         state = minimized_state(xml, rundir)
         systems = {v: variant_system(xml, v) for v in VARIANTS}
         n_atoms = systems["native-lb"].getNumParticles()
+        energies = {v: potential_energy(systems[v], state) for v in VARIANTS}
+        for v in VARIANTS:
+            print(f"potential energy {v}: {energies[v]:.4f} kJ/mol (custom-product "
+                  f"{energies['custom-product'] - energies[v]:+.2e})", flush=True)
         results: dict[tuple[str, str], float] = {}
         for platform in args.platforms.split(","):
             try:
