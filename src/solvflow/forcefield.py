@@ -449,8 +449,8 @@ def restore_native_lj(system: Any, sigma_eps: list[tuple[float, float]]) -> None
     for i, (sigma, eps) in enumerate(sigma_eps):
         q = nonbonded.getParticleParameters(i)[0]
         nonbonded.setParticleParameters(i, q, sigma, eps)
-    system.removeForce([k for k in range(system.getNumForces())
-                        if system.getForce(k) is custom][0])
+    system.removeForce(next(k for k, f in enumerate(system.getForces())
+                            if f.getName() == LJ_FORCE_NAME))
     if nonbonded.getNonbondedMethod() != nonbonded.NoCutoff:
         nonbonded.setUseDispersionCorrection(True)
         if switch is not None:
