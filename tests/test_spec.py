@@ -194,3 +194,13 @@ def test_with_ion_parameters_on_a_loaded_spec():
     assert spec.get("DMAc").forcefield == "amides.xml"
     with pytest.raises(SpecError, match="allowed: aqvist"):
         with_ion_parameters(spec, "opls")
+
+
+def test_shipped_mg_ca_systems_use_the_chosen_ion_set():
+    # docs/validation.md: li_merz_iod matched the Mg-O/Ca-O references best (12/12 passes)
+    for name in ("mg_tfsi2_dmac", "mg_tfsi2_dme", "ca_bhfip4_dme"):
+        spec = load_system(name)
+        assert spec.ion_parameters == "li_merz_iod"
+        assert spec.cation.forcefield == "ions_li_merz_iod.xml"
+    assert load_system("lifsi_dme").ion_parameters == "aqvist"
+    assert load_system("alcl3_emimcl").charge_scale == 1.0
