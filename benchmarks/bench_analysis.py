@@ -155,8 +155,11 @@ def ours_argv(rundir: Path, out_json: Path, stop: int | None = None) -> list[str
 
 
 def prepare(workdir: Path, n_salt: int, n_frames: int) -> Path:
-    """A built LiFSI/DME run directory with an ``n_frames`` random-walk ``traj.dcd``."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    """A built LiFSI/DME run directory with an ``n_frames`` random-walk ``traj.dcd``.
+
+    Built by the source tree's ``solvflow.build`` (as every timed process runs it).
+    """
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
     import mdtraj as md
 
     import solvflow
