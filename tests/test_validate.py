@@ -62,6 +62,9 @@ def test_new_liquid_in_one_line():
     (check,) = resolve_checks(["density:dme"], {}, reference=0.95, tolerance=0.02)
     assert check.system == "dme" and check.reference["density_g_cm3"] == [0.95, 0.95]
     assert check.tolerance == {"relative": 0.02}
+    (by_path,) = resolve_checks(["density:/data/my_liquid.yaml"], {}, reference=1.1)
+    assert by_path.name == "density:my_liquid" and by_path.system == "/data/my_liquid.yaml"
+    assert run_id(by_path, None, "random", None) == "density-my_liquid"  # one folder, no slashes
 
 
 @pytest.mark.parametrize("text, message", [

@@ -180,8 +180,6 @@ def pack_with_complexes(molecules: list[Any], counts: list[int], cation_index: i
     Atom order is the usual one (species by species), the fixed molecules first
     within their species, so :func:`solvflow.build.pack_box`'s topology applies.
     """
-    from packmol.cli import get_binary_path
-
     n_cations, n_lig = counts[cation_index], int(complex_cfg["n_ligands"])
     if n_cations * n_lig > counts[ligand_index]:
         raise InputError(f"{n_cations} cations x {n_lig} ligands need more solvent molecules than "
@@ -212,6 +210,16 @@ def pack_with_complexes(molecules: list[Any], counts: list[int], cation_index: i
             lines += [f"structure species{k}.xyz", f"  number {n - len(fixed)}",
                       "end structure", ""]
         n_total += n * mol.GetNumAtoms()
+    coords = _run_packmol(workdir, lines, n_total)
+    for first, xyz in whole:
+        coords[first : first + len(xyz)] = xyz
+    return coords
+
+
+def _run_packmol(workdir: Path, lines: list[str], n_total: int) -> NDArray[np.float64]:
+    """Run Packmol on ``lines``; the packed coordinates (Angstrom, shape (n_total, 3))."""
+    from packmol.cli import get_binary_path
+
     (workdir / "packmol.inp").write_text("\n".join(lines))
     with open(workdir / "packmol.inp") as stdin:
         proc = subprocess.run([str(get_binary_path())], stdin=stdin, cwd=workdir,
@@ -223,8 +231,6 @@ def pack_with_complexes(molecules: list[Any], counts: list[int], cation_index: i
     coords = np.asarray([row.split()[1:4] for row in rows], dtype=np.float64)
     if coords.shape != (n_total, 3):
         raise BuildError(f"Packmol wrote {len(coords)} atoms, expected {n_total}")
-    for first, xyz in whole:
-        coords[first : first + len(xyz)] = xyz
     return coords
 
 

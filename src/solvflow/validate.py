@@ -175,8 +175,9 @@ def resolve_checks(names: list[str], checks: dict[str, Check], *,
         if name in checks:
             out.append(checks[name])
         elif name.startswith("density:") and reference is not None:
+            system = name.split(":", 1)[1]
             out.append(Check(
-                name=name, kind="density", system=name.split(":", 1)[1],
+                name=f"density:{Path(system).stem}", kind="density", system=system,
                 reference={"density_g_cm3": [reference, reference]},
                 tolerance={"relative": 0.03 if tolerance is None else tolerance},
                 source="given on the command line (--reference)", n_salt=n_molecules or 100))
