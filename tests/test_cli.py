@@ -206,3 +206,15 @@ def test_run_directory_with_recorded_elements_is_analysed_without_rdkit(tmp_path
     recorded, smiles = outputs["recorded"][1], outputs["smiles"][1]
     for key in ("coordination_numbers", "ion_pairing", "anion_states", "shells"):
         assert recorded[key] == smiles[key], key
+
+
+def test_build_and_simulate_stay_functions_after_their_submodules_are_imported():
+    # Importing a submodule sets it on its package; solvflow.build / solvflow.simulate must
+    # still be the functions of __all__ (as they were when the API was imported eagerly).
+    code = ("import solvflow.build, solvflow.simulate\nimport solvflow\n"
+            "print(callable(solvflow.build), callable(solvflow.simulate), "
+            "type(solvflow.build).__name__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "function"]

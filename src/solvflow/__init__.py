@@ -9,6 +9,8 @@ module on first use (PEP 562 module ``__getattr__``), so that ``solvflow
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from solvflow._version import __version__
@@ -50,6 +52,24 @@ __all__ = [
     "load_system",
     "simulate",
 ]
+
+
+class _Package(types.ModuleType):
+    """The ``solvflow`` module's type: ``solvflow.build`` and ``solvflow.simulate`` are the
+    functions even after their submodules are imported.
+
+    Importing a submodule sets it as an attribute of its package, so once something ran
+    ``import solvflow.build``, plain lazy loading would leave ``solvflow.build`` the module.
+    """
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _SHADOWED:
+            return getattr(importlib.import_module(_LAZY[name]), name)
+        return super().__getattribute__(name)
+
+
+_SHADOWED = frozenset(name for name, module in _LAZY.items() if module == f"solvflow.{name}")
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
