@@ -129,7 +129,7 @@ def test_structure_in_the_wrong_atom_order_is_refused(tmp_path):
 
 
 # Species whose HF/6-31G* ESP is cached in tools/qm_cache (tools/make_resp_charges.py).
-CACHED = ["AlCl4"]
+CACHED = ["AlCl4", "Al2Cl7"]
 
 
 @pytest.mark.parametrize("name", CACHED)
@@ -144,6 +144,14 @@ def test_cached_esp_gives_symmetric_exact_charges(name):
     for rank in np.unique(ranks):
         assert np.ptp(fit.charges[ranks == rank]) < 1e-10
     assert fit.rrms < 0.1  # the fitted ESP is within 10 % (RRMS) of the QM one
+
+
+def test_al2cl7_bridging_and_terminal_chlorine_differ():
+    esp = resp.load_esp(ROOT / "tools" / "qm_cache" / "Al2Cl7")
+    fit = resp.resp_charges(esp, "Cl[Al-](Cl)(Cl)[Cl+][Al-](Cl)(Cl)Cl")
+    terminal, bridging = fit.charges[0], fit.charges[4]  # Cl1 terminal, Cl4 bridges
+    assert abs(bridging - terminal) > 0.02
+    np.testing.assert_allclose(fit.charges[[0, 2, 3, 6, 7, 8]], terminal, atol=1e-10)
 
 
 def test_tools_rerun_from_cache_gives_the_shipped_charges():

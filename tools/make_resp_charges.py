@@ -10,8 +10,9 @@ What it does:
 
 1. QM (only with ``--qm NAME``; without it a missing cache is an error):
    the species' SMILES from systems/_species.yaml, RDKit conformer (seed 1;
-   solvflow.species.molecule), HF/6-31G* optimisation for AlCl4- and Al2Cl7-
-   (PySCF + geomeTRIC), none for B(hfip)4- (45 atoms: one density-fitted
+   solvflow.species.molecule), HF/6-31G* optimisation for AlCl4-
+   (PySCF + geomeTRIC); a single point at a fixed start structure for Al2Cl7-
+   (see UNRELAXED_START) and none for B(hfip)4- (45 atoms: one density-fitted
    HF/6-31G* single point takes minutes on 2 cores, an optimisation hours),
    then the HF/6-31G* ESP on the Merz-Kollman grid, written to
    ``tools/qm_cache/NAME.npz`` (coordinates, grid, ESP) and ``NAME.json``
@@ -44,14 +45,18 @@ CHLOROALUMINATES = ROOT / "forcefields" / "chloroaluminates.xml"
 # name -> (HF optimisation?, residue in chloroaluminates.xml or None)
 SPECIES: dict[str, tuple[bool, str | None]] = {
     "AlCl4": (True, "AL4"),
-    "Al2Cl7": (True, "AL7"),
+    "Al2Cl7": (False, "AL7"),  # see UNRELAXED_START: single point at the start structure
     "BHFIP4": (False, None),
 }
 # Species whose optimisation starts from the plain ETKDGv3 conformer (no force-field
 # relaxation): UFF makes the Al-Cl-Al bridge of Al2Cl7- exactly linear (180.0 deg), a
 # symmetric saddle point that a gradient optimiser cannot leave; ETKDG gives 113 deg.
 # The Al-Cl bonds of that start are set to the r0 of chloroaluminates.xml (terminal 2.11,
-# bridging 2.28 A) so the optimisation needs fewer steps; the HF minimum does not depend on it.
+# bridging 2.28 A, literature gas-phase/crystal values). Al2Cl7- is NOT HF-optimised: an
+# HF/6-31G* optimisation from this start (2026-12-01) ran 10 CPU-minutes on the shared 2-core
+# machine without converging (flat bridge bending/torsion), so the shipped charges are a
+# single point at this start structure. To optimise: set SPECIES["Al2Cl7"] = (True, "AL7")
+# and run --qm Al2Cl7 --write on a free machine.
 UNRELAXED_START = {"Al2Cl7"}
 START_AL_CL_A = {False: 2.11, True: 2.28}
 SEED = 1
@@ -85,7 +90,7 @@ def run_qm(name: str) -> None:
         esp.meta["geometry_source"] = esp.meta["geometry_source"].replace(
             f"structure file {start}", f"RDKit ETKDGv3 seed {SEED} without force-field "
             f"relaxation, Al-Cl bonds set to 2.11/2.28 A (tools/qm_cache/{start.name}; UFF "
-            "would make the Al-Cl-Al bridge linear, a saddle point)")
+            "would make the Al-Cl-Al bridge linear, a saddle point); not HF-optimised")
     save_esp(esp, CACHE / name, extra)
     print(f"{name}: QM done in {esp.meta['wall_s_total']:.0f} s, {esp.meta['n_points']} points")
 
