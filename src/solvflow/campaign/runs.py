@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from solvflow.constants import AVOGADRO
 from solvflow.errors import InputError
 
-AVOGADRO = 6.02214076e23
 TIME_FACTOR = 10.0  # production must last >= 10 x the longest correlation / residence time
 MIN_EFFECTIVE_SAMPLES = 10.0
 

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from solvflow.constants import AVOGADRO
 from solvflow.dcd import read_dcd_header
 from solvflow.errors import SimulationError
 from solvflow.simulation.rundir import LOG_COLUMNS
 
-AVOGADRO = 6.02214076e23
 GAS_CONSTANT_KJ_MOL_K = 8.314462618e-3
 
 
