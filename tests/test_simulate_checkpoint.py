@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import mdtraj as md
@@ -134,8 +135,27 @@ def _frames(rundir: Path) -> tuple[list[int], np.ndarray]:
     return [header.first_step + i * header.interval for i in range(len(xyz))], xyz
 
 
+@pytest.fixture()
+def one_cpu_thread() -> Iterator[None]:
+    """Bitwise-reproducible CPU runs: one thread and deterministic force sums (with more
+    threads, two runs from the same state differ from the first step on)."""
+    import openmm
+
+    cpu = openmm.Platform.getPlatformByName("CPU")
+    before = {name: cpu.getPropertyDefaultValue(name) for name in ("Threads",
+                                                                   "DeterministicForces")}
+    cpu.setPropertyDefaultValue("Threads", "1")
+    cpu.setPropertyDefaultValue("DeterministicForces", "true")
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            cpu.setPropertyDefaultValue(name, value)
+
+
 @pytest.mark.parametrize(("timestep_fs", "hmr"), [(2.0, None), (4.0, 3.0)],
                          ids=["2fs", "4fs-hmr"])
+@pytest.mark.usefixtures("one_cpu_thread")
 def test_resume_at_a_frame_and_checkpoint_step(tmp_path: Path, timestep_fs: float,
                                                hmr: float | None) -> None:
     protocol = _protocol(tmp_path, "frames", timestep_fs, hmr)
