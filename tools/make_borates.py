@@ -136,7 +136,7 @@ def resp_charges(mol: Any) -> tuple[list[float], str]:
 
     if not CACHE.with_suffix(".npz").exists():
         raise SystemExit(f"no QM cache {CACHE}.npz: run tools/make_resp_charges.py --qm "
-                         f"{SPECIES} --species {SPECIES} first (about 12 CPU-minutes)")
+                         f"{SPECIES} --species {SPECIES} first (more than 16 CPU-minutes)")
     esp = load_esp(CACHE)
     if esp.symbols != [a.GetSymbol() for a in mol.GetAtoms()]:
         raise RuntimeError("atom order of the cached QM differs from the molecule")
