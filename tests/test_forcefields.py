@@ -22,7 +22,7 @@ from rdkit import Chem
 from solvflow.build import build
 from solvflow.forcefield import create_system, forcefield_path, load_forcefield
 from solvflow.resources import data_dir
-from solvflow.spec import species_library
+from solvflow.spec import ION_PARAMETER_SETS, species_library
 from solvflow.species import Species, add_residue, molecule
 
 LIBRARY = species_library()
@@ -67,10 +67,21 @@ def test_every_file_names_its_sources(name):
     assert info.findall("Source") and info.findall("Reference"), f"{name}: Source/Reference"
 
 
+# Alternative parameter sets define the same residues as the file they replace (selected per
+# system: `ion_parameters:` in spec.ION_PARAMETER_SETS; the CL&P EMIm+ kept for comparison).
+ALTERNATIVES = {"ions_li_merz_hfe.xml": "ions.xml", "ions_li_merz_iod.xml": "ions.xml",
+                "imidazolium_clandp.xml": "imidazolium.xml"}
+
+
 def test_all_files_load_together():
     files = sorted(p.name for p in data_dir("forcefields").glob("*.xml"))
-    assert len(files) >= 7
-    load_forcefield(files)  # duplicate type names or 1-4 scales would raise here
+    defaults = [f for f in files if f not in ALTERNATIVES]
+    assert len(defaults) >= 7 and set(ALTERNATIVES.values()) <= set(defaults)
+    assert set(ION_PARAMETER_SETS.values()) <= set(files)
+    load_forcefield(defaults)  # duplicate type names or 1-4 scales would raise here
+    for alternative, replaced in ALTERNATIVES.items():
+        assert alternative in files, f"{alternative} is listed but not shipped"
+        load_forcefield([f for f in defaults if f != replaced] + [alternative])
 
 
 # Tiny boxes (cutoff 0.8 nm, so the box edge must exceed 1.6 nm) of every shipped system.

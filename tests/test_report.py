@@ -55,7 +55,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _analysis(campaign: Path, name: str) -> dict:
-    return json.loads((campaign / "runs" / name / "analysis.json").read_text())
+    return json.loads((campaign / "runs" / name / "analysis.json").read_text(encoding="utf-8"))
 
 
 def _groups(campaign: Path) -> dict[tuple[float, str], list[str]]:
@@ -63,7 +63,7 @@ def _groups(campaign: Path) -> dict[tuple[float, str], list[str]]:
     for rundir in sorted((campaign / "runs").iterdir()):
         if not (rundir / "analysis.json").is_file():
             continue
-        spec = yaml.safe_load((rundir / "spec.yaml").read_text())
+        spec = yaml.safe_load((rundir / "spec.yaml").read_text(encoding="utf-8"))
         start = (spec.get("start") or {}).get("state", "random")
         out.setdefault((spec["composition"]["requested"], start), []).append(rundir.name)
     return out
@@ -71,7 +71,7 @@ def _groups(campaign: Path) -> dict[tuple[float, str], list[str]]:
 
 def test_compare_tables_equal_the_analysis_values(campaign: Path, tmp_path: Path) -> None:
     assert main(["compare", str(campaign), "-o", str(tmp_path)]) == 0
-    with (tmp_path / "compare.csv").open() as handle:
+    with (tmp_path / "compare.csv").open(encoding="utf-8") as handle:
         rows = {(float(r["concentration"]), r["start"], r["quantity"]): r
                 for r in csv.DictReader(handle)}
     keys = {"ssip_fraction": ("ion_pairing", "SSIP"), "cn:DME": ("coordination_numbers", "DME"),
@@ -93,22 +93,22 @@ def test_compare_tables_equal_the_analysis_values(campaign: Path, tmp_path: Path
     molar = [_molarity(campaign, n) for n in ("c1_s1", "c1_s2")]
     assert float(rows[(1.0, "random", "achieved_molarity_M")]["mean"]) == pytest.approx(
         np.mean(molar))
-    md = (tmp_path / "compare.md").read_text()
+    md = (tmp_path / "compare.md").read_text(encoding="utf-8")
     first = _analysis(campaign, "c1_s1")["coordination_numbers"]["DME"]
     second = _analysis(campaign, "c1_s2")["coordination_numbers"]["DME"]
     assert f"{(first + second) / 2:.3f} ± " in md
 
 
 def _molarity(campaign: Path, name: str) -> float:
-    spec = yaml.safe_load((campaign / "runs" / name / "spec.yaml").read_text())
-    status = json.loads((campaign / "runs" / name / "status.json").read_text())
+    spec = yaml.safe_load((campaign / "runs" / name / "spec.yaml").read_text(encoding="utf-8"))
+    status = json.loads((campaign / "runs" / name / "status.json").read_text(encoding="utf-8"))
     return spec["composition"]["n_salt"] / AVOGADRO / (status["npt_mean_volume_nm3"] * 1e-24)
 
 
 def test_claims_on_the_smoke_campaign(campaign: Path, tmp_path: Path) -> None:
     out = tmp_path / "claims.json"
     assert main(["claims", str(campaign), "-o", str(out)]) == 0
-    doc = json.loads(out.read_text())
+    doc = json.loads(out.read_text(encoding="utf-8"))
     claims = {c["id"]: c for c in doc["claims"]}
     assert sorted(claims) == ["1", "2", "3", "4", "5", "6"]
     one = claims["1"]
@@ -128,7 +128,7 @@ def test_claims_on_the_smoke_campaign(campaign: Path, tmp_path: Path) -> None:
 def test_report_reads_and_links_resolve(campaign: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     assert main(["report", str(campaign), "-o", str(out)]) == 0
-    text = (out / "report.md").read_text()
+    text = (out / "report.md").read_text(encoding="utf-8")
     lines = text.splitlines()
     start = lines.index("## Verdicts")
     table = [line for line in lines[start + 2:start + 12] if line.startswith("| [")]
@@ -145,4 +145,5 @@ def test_report_reads_and_links_resolve(campaign: Path, tmp_path: Path) -> None:
     assert "c4_s1" in text  # the failed task is listed
     claims = (out / "claims.json").read_bytes()
     assert main(["report", str(campaign), "-o", str(out)]) == 0  # rerun: the same files
-    assert (out / "report.md").read_text() == text and (out / "claims.json").read_bytes() == claims
+    assert (out / "report.md").read_text(encoding="utf-8") == text
+    assert (out / "claims.json").read_bytes() == claims

@@ -91,7 +91,7 @@ def load_claims(path: str | Path | None = None) -> ClaimsFile:
 
     where = Path(path) if path is not None else default_claims_path()
     try:
-        raw = yaml.safe_load(where.read_text())
+        raw = yaml.safe_load(where.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ClaimsFileError(f"cannot read claims file {where}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

@@ -373,11 +373,11 @@ def write_tables(comp: Comparison, outdir: str | Path) -> list[Path]:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "compare.csv"
-    with csv_path.open("w", newline="") as handle:
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for row in csv_rows(comp, out):
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
     md_path = out / "compare.md"
-    md_path.write_text("# Comparison\n\n" + markdown_tables(comp, out) + "\n")
+    md_path.write_text("# Comparison\n\n" + markdown_tables(comp, out) + "\n", encoding="utf-8")
     return [csv_path, md_path]

@@ -289,9 +289,9 @@ def write_report(paths: Sequence[str | Path], outdir: str | Path,
     comp = compare(paths)
     doc = evaluate_claims(comp, claims)
     claims_json = out / "claims.json"
-    claims_json.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    claims_json.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     csv_path, md_path = write_tables(comp, out)
     plots = write_plots(comp, out, claims.experiments)
     report = out / "report.md"
-    report.write_text(render(comp, doc, claims, plots, out, command))
+    report.write_text(render(comp, doc, claims, plots, out, command), encoding="utf-8")
     return {"report": report, "claims": claims_json, "csv": csv_path, "markdown": md_path}

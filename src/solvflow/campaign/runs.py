@@ -296,7 +296,7 @@ def _leaves(value: Any) -> Iterable[Any]:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
@@ -309,7 +309,7 @@ def read_run(path: Path, task_id: str | None = None) -> Run:
     import yaml
 
     try:
-        spec = yaml.safe_load((path / "spec.yaml").read_text()) or {}
+        spec = yaml.safe_load((path / "spec.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"cannot read {path / 'spec.yaml'}: {exc}") from None
     status_file = path / "status.json"
@@ -359,7 +359,7 @@ def _built(rundir: Path) -> Run | None:
     import yaml
 
     try:
-        spec = yaml.safe_load((rundir / "spec.yaml").read_text()) or {}
+        spec = yaml.safe_load((rundir / "spec.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return None
     return Run(rundir, spec, {}, {}) if isinstance(spec, dict) else None
@@ -390,7 +390,7 @@ def _missing(rundir: Path, task: dict[str, Any]) -> dict[str, Any]:
 
     params = dict(task.get("params") or {})
     try:
-        spec = yaml.safe_load((rundir / "spec.yaml").read_text()) or {}
+        spec = yaml.safe_load((rundir / "spec.yaml").read_text(encoding="utf-8")) or {}
         run = Run(rundir, spec, {}, {})
         params.setdefault("system", run.system)
         params.setdefault("concentration", run.requested)

@@ -22,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
     if not output.parent.is_dir():
         raise InputError(f"cannot write {output}: folder {output.parent} does not exist")
     doc = evaluate_claims(compare(args.paths), claims)
-    output.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    output.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for claim in doc["claims"]:
         print(f"claim {claim['id']:<3} {claim['verdict']:<13} {claim['title']}")
         for line in claim["explanation"]:
