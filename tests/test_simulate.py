@@ -22,7 +22,7 @@ from solvflow.dcd import dcd_frame_count, read_dcd_header
 from solvflow.errors import InputError, PlatformError, SimulationError
 from solvflow.simulate import load_protocol, simulate
 from solvflow.simulation.platforms import choose_platform
-from solvflow.simulation.testsystems import write_water_rundir
+from water import write_water_rundir
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

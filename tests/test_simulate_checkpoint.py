@@ -28,7 +28,8 @@ from solvflow.simulation.reporters import (
     degrees_of_freedom,
 )
 from solvflow.simulation.stages import expected_counts, plan_stages
-from solvflow.simulation.testsystems import water_box, write_water_rundir
+from solvflow.simulation.testsystems import water_box
+from water import write_water_rundir
 
 
 def _nan_integrator(nan_step: int) -> openmm.CustomIntegrator:

@@ -1,4 +1,6 @@
-"""A small built-in system (a periodic TIP3P water box) for the speed probe and the tests.
+"""A small built-in system (a periodic TIP3P water box) for the platform speed probe.
+
+(The tests write run directories of it with ``tests/water.py``.)
 
 Made with OpenMM alone (Amber14/TIP3P files shipped with OpenMM), so it works
 before any solvflow force field exists and on a machine with no network.
@@ -7,18 +9,16 @@ before any solvflow force field exists and on a machine with no network.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from numpy.typing import NDArray
 
 WATER_CUTOFF_NM = 0.9
 
 
 @lru_cache(maxsize=4)
-def _water_box_xml(edge_nm: float) -> tuple[str, str]:
+def water_box_texts(edge_nm: float) -> tuple[str, str]:
     """(PDB text, serialized System) of a cubic water box; cached per edge."""
     import io
 
@@ -56,21 +56,7 @@ def water_box(edge_nm: float = 2.0) -> tuple[Any, Any, NDArray[np.float64]]:
     import openmm
     from openmm import app, unit
 
-    pdb_text, system_xml = _water_box_xml(float(edge_nm))
+    pdb_text, system_xml = water_box_texts(float(edge_nm))
     pdb = app.PDBFile(io.StringIO(pdb_text))
     positions = np.array(pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
     return pdb.topology, openmm.XmlSerializer.deserialize(system_xml), positions
-
-
-def write_water_rundir(rundir: str | Path, edge_nm: float = 2.0, temperature_K: float = 300.0,
-                       seed: int = 1) -> Path:
-    """Write a run directory (spec.yaml, topology.pdb, system.xml) holding a water box."""
-    root = Path(rundir)
-    root.mkdir(parents=True, exist_ok=True)
-    pdb_text, system_xml = _water_box_xml(float(edge_nm))
-    (root / "topology.pdb").write_text(pdb_text)
-    (root / "system.xml").write_text(system_xml)
-    spec = {"system": {"name": "water", "kind": "liquid"}, "temperature_K": temperature_K,
-            "seed": seed, "charge_scale": 1.0}
-    (root / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    return root
