@@ -81,7 +81,7 @@ def plot_pairing(comp: Comparison, system: str, path: Path) -> Path:
                                 lw=0.8)
                 bottom += height
             flag = "*" if (check := comp.checks.get(point.site)) and not check.converged else ""
-            ax.text(x, 1.02, f"{point.start[:5]}{flag}\n{point.site.charge_scale:g}, "
+            ax.text(x, 1.02, f"{point.start}{flag}\n{point.site.charge_scale:g}, "
                     f"n={len(runs)}", ha="center", va="bottom", fontsize=6)
     ax.set_xticks(range(len(concs)))
     ax.set_xticklabels([concentration_label(comp.sites(system)[0].mode, c) for c in concs])
