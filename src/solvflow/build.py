@@ -229,8 +229,6 @@ def pack_box(
         The starting state made and what was measured on ``positions``
         (spec.yaml's ``start``).
     """
-    from openmm import Vec3
-    from openmm.app import Topology
 
     molecules = [molecule(sp, seed=seed) for sp in species]
     counts = [comp.counts[sp.name] for sp in species]
@@ -244,18 +242,30 @@ def pack_box(
                                       seed=seed, workdir=workdir, nloop=nloop)
         if start.state == "paired" and start.distance_nm is not None:
             minimum_nm = min(minimum_nm, 0.95 * start.distance_nm)
-    topology = Topology()
-    for sp, mol in zip(species, molecules, strict=True):
-        chain = topology.addChain()
-        for _ in range(comp.counts[sp.name]):
-            add_residue(topology, chain, sp, mol)
+    topology = box_topology(species, molecules, comp.counts, comp.box_nm)
     edge = comp.box_nm
-    topology.setPeriodicBoxVectors([Vec3(edge, 0, 0), Vec3(0, edge, 0), Vec3(0, 0, edge)])
     positions = coords_a / 10.0
     check_min_distance(topology, positions, edge, minimum_nm)
     if record["state"] != "random":
         record["measured"] = check_start(record, species, counts, positions, edge)
     return topology, positions, record
+
+
+def box_topology(species: list[Species], molecules: list[Any], counts: dict[str, int],
+                 edge_nm: float) -> Any:
+    """OpenMM Topology of the box: one chain per species, ``counts[name]`` residues each,
+    cubic periodic box of edge ``edge_nm`` (nm)."""
+    from openmm import Vec3
+    from openmm.app import Topology
+
+    topology = Topology()
+    for sp, mol in zip(species, molecules, strict=True):
+        chain = topology.addChain()
+        for _ in range(counts[sp.name]):
+            add_residue(topology, chain, sp, mol)
+    topology.setPeriodicBoxVectors([Vec3(edge_nm, 0, 0), Vec3(0, edge_nm, 0),
+                                    Vec3(0, 0, edge_nm)])
+    return topology
 
 
 def check_min_distance(topology: Any, positions_nm: NDArray[np.float64], edge_nm: float,

@@ -252,12 +252,10 @@ def build_complex_rundir(spec: Any, comp: Any, complex_cfg: dict[str, Any], rund
     import tempfile
 
     import yaml
-    from openmm import Vec3
-    from openmm.app import Topology
 
-    from solvflow.build import check_min_distance, spec_document, write_topology
+    from solvflow.build import box_topology, check_min_distance, spec_document, write_topology
     from solvflow.forcefield import write_system
-    from solvflow.species import add_residue, molecule
+    from solvflow.species import molecule
 
     species = [spec.get(name) for name in comp.counts]
     names = [sp.name for sp in species]
@@ -273,13 +271,8 @@ def build_complex_rundir(spec: Any, comp: Any, complex_cfg: dict[str, Any], rund
                                      complex_cfg, box_nm=comp.box_nm, seed=seed, workdir=scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    topology = Topology()
-    for sp, mol in zip(species, molecules, strict=True):
-        chain = topology.addChain()
-        for _ in range(comp.counts[sp.name]):
-            add_residue(topology, chain, sp, mol)
     edge = comp.box_nm
-    topology.setPeriodicBoxVectors([Vec3(edge, 0, 0), Vec3(0, edge, 0), Vec3(0, 0, edge)])
+    topology = box_topology(species, molecules, comp.counts, edge)
     positions = coords / 10.0
     check_min_distance(topology, positions, edge, 0.1)  # ligands may sit closer than Packmol's 2 A
     write_topology(rundir, topology, positions)
