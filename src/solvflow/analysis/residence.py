@@ -21,6 +21,8 @@ the number of contacts, not with trajectory length.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -102,7 +104,7 @@ class ContactCorrelation:
 def residence_time(lags: NDArray[np.int64], corr: NDArray[np.float64],
                    dt_ps: float) -> float | None:
     """Time (ps) at which ``corr`` first drops below 1/e (linear interpolation), or None."""
-    threshold = 1.0 / np.e
+    threshold = 1.0 / math.e
     below = np.nonzero(corr < threshold)[0]
     if below.size == 0 or below[0] == 0:
         return None
