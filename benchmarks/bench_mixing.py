@@ -50,6 +50,7 @@ def variant_system(system_xml: str, variant: str) -> Any:
     import openmm
 
     from solvflow.forcefield import (
+        copy_pair_settings,
         geometric_lj_parameters,
         restore_native_lj,
         tabulated_geometric_lj,
@@ -73,21 +74,12 @@ def variant_system(system_xml: str, variant: str) -> Any:
         new.addPerParticleParameter("e")
         for s, e in sigma_eps:
             new.addParticle([s, e])
-        _copy_settings(old, new)
+        copy_pair_settings(old, new)
     system.removeForce(index)
     system.addForce(new)
     return system
 
 
-def _copy_settings(old: Any, new: Any) -> None:
-    for k in range(old.getNumExclusions()):
-        new.addExclusion(*old.getExclusionParticles(k))
-    new.setNonbondedMethod(old.getNonbondedMethod())
-    new.setCutoffDistance(old.getCutoffDistance())
-    new.setUseSwitchingFunction(old.getUseSwitchingFunction())
-    new.setSwitchingDistance(old.getSwitchingDistance())
-    new.setUseLongRangeCorrection(old.getUseLongRangeCorrection())
-    new.setName(old.getName())
 
 
 def steps_per_s(system: Any, platform: str, state: Any, seconds: float) -> float:

@@ -429,15 +429,21 @@ def tabulated_geometric_lj(custom: Any, sigma_eps: list[tuple[float, float]]) ->
     table.addPerParticleParameter("t")
     for t in index:
         table.addParticle([float(t)])
-    for k in range(custom.getNumExclusions()):
-        table.addExclusion(*custom.getExclusionParticles(k))
-    table.setNonbondedMethod(custom.getNonbondedMethod())
-    table.setCutoffDistance(custom.getCutoffDistance())
-    table.setUseSwitchingFunction(custom.getUseSwitchingFunction())
-    table.setSwitchingDistance(custom.getSwitchingDistance())
-    table.setUseLongRangeCorrection(custom.getUseLongRangeCorrection())
-    table.setName(custom.getName())
+    copy_pair_settings(custom, table)
     return table
+
+
+def copy_pair_settings(old: Any, new: Any) -> None:
+    """Give CustomNonbondedForce ``new`` the exclusions, cutoff method and distance, switching,
+    long-range correction and name of ``old`` (same particles, same order)."""
+    for k in range(old.getNumExclusions()):
+        new.addExclusion(*old.getExclusionParticles(k))
+    new.setNonbondedMethod(old.getNonbondedMethod())
+    new.setCutoffDistance(old.getCutoffDistance())
+    new.setUseSwitchingFunction(old.getUseSwitchingFunction())
+    new.setSwitchingDistance(old.getSwitchingDistance())
+    new.setUseLongRangeCorrection(old.getUseLongRangeCorrection())
+    new.setName(old.getName())
 
 
 def restore_native_lj(system: Any, sigma_eps: list[tuple[float, float]]) -> None:
