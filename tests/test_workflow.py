@@ -57,7 +57,8 @@ def test_shipped_workflows_are_listed_and_load_by_short_name() -> None:
     assert all(350 <= t.n_atoms <= 450 for t in smoke)  # "about 400 atoms" (target_atoms)
 
 
-@pytest.mark.parametrize("name,n_tasks,scales", [("cpu_claims", 38, {0.8}),
+# cpu_claims: each system file's own scale (charge_scales: null), 0.8 and the melt's 1.0
+@pytest.mark.parametrize("name,n_tasks,scales", [("cpu_claims", 38, {0.8, 1.0}),
                                                   ("review_claims", 76, {0.8, 1.0})])
 def test_claims_workflows_cover_every_claim(name: str, n_tasks: int, scales: set[float]) -> None:
     tasks = expand(load_workflow(name))
@@ -75,7 +76,10 @@ def test_claims_workflows_cover_every_claim(name: str, n_tasks: int, scales: set
         assert (task.start in ("dissociated", "paired")) == multivalent
         assert task.replica in (1, 2)
     al = next(t for t in tasks if t.system == "alcl3_emimcl" and t.value == 1.5)
-    assert al.measure == "ratio" and al.id.startswith("alcl3_emimcl-r1.5-cs0.8-random-r")
+    assert al.measure == "ratio" and al.id.startswith("alcl3_emimcl-r1.5-cs")
+    if name == "cpu_claims":  # null: systems/alcl3_emimcl.yaml says 1.0, the others 0.8
+        assert {t.charge_scale for t in tasks if t.system == "alcl3_emimcl"} == {1.0}
+        assert {t.charge_scale for t in tasks if t.system != "alcl3_emimcl"} == {0.8}
 
 
 def test_claims_workflow_box_sizes_match_their_comments() -> None:
@@ -105,6 +109,12 @@ def test_params_and_build_arguments() -> None:
     assert paired.id == "lifsi_dme-1M-cs0.8-paired-r1"  # null = the system file's 0.8
     assert paired.build_kwargs()["start"] == "paired"
     assert tasks[-1].seed == 42 and tasks[-1].replica == 2
+
+
+def test_charge_scales_null_means_each_system_files_own() -> None:
+    # documented in the workflow help: `charge_scales: null` = the system file's (0.8 here)
+    tasks = expand(parse_workflow(_with(charge_scales=None)))
+    assert [t.charge_scale for t in tasks] == [0.8]
 
 
 def test_system_compositions_default_to_the_system_file_and_molality_ids() -> None:

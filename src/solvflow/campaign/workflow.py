@@ -293,6 +293,8 @@ def _values(value: Any, where: str) -> tuple[float, ...]:
 
 
 def _charge_scales(value: Any, where: str) -> tuple[float | None, ...]:
+    if value is None:  # `charge_scales: null`: the system file's own, as documented
+        return (None,)
     if not isinstance(value, list) or not value:
         raise SpecError(f"{where}: must be a non-empty list of numbers in [0.5, 1.0] "
                         "(null: the system file's charge scale)")
