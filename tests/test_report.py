@@ -147,3 +147,36 @@ def test_report_reads_and_links_resolve(campaign: Path, tmp_path: Path) -> None:
     assert main(["report", str(campaign), "-o", str(out)]) == 0  # rerun: the same files
     assert (out / "report.md").read_text(encoding="utf-8") == text
     assert (out / "claims.json").read_bytes() == claims
+
+
+def test_export_keeps_what_report_reads_and_gives_the_same_verdicts(campaign: Path,
+                                                                     tmp_path: Path) -> None:
+    dest = tmp_path / "published"
+    assert main(["export", str(campaign), "-o", str(dest)]) == 0
+    kept = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    names = {Path(p).name for p in kept}
+    assert names <= {"campaign.json", "workflow.yaml", "spec.yaml", "status.json",
+                     "analysis.json", "log.csv"}
+    assert "runs/c1_s1/analysis.json" in kept and "runs/c1_s1/log.csv" in kept
+    assert not any(p.endswith((".dcd", ".chk", ".xml", ".png")) for p in kept)
+    for rel in kept:  # byte-for-byte copies
+        assert (dest / rel).read_bytes() == (campaign / rel).read_bytes()
+    a, b = tmp_path / "from_campaign.json", tmp_path / "from_export.json"
+    assert main(["claims", str(campaign), "-o", str(a)]) == 0
+    assert main(["claims", str(dest), "-o", str(b)]) == 0
+    verdicts = [json.loads(d.read_text(encoding="utf-8"))["claims"] for d in (a, b)]
+    assert [(c["id"], c["verdict"]) for c in verdicts[0]] == \
+        [(c["id"], c["verdict"]) for c in verdicts[1]]
+    assert main(["export", str(campaign), "-o", str(dest)]) == 0  # rerun updates in place
+
+
+def test_export_bad_input_is_one_clear_error(campaign: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(campaign / "runs"), "-o", str(tmp_path / "x")]) == 2
+    assert "not a campaign folder (no campaign.json)" in capsys.readouterr().err
+    assert main(["export", str(campaign), "-o", str(campaign / "copy")]) == 2
+    assert "must be outside the campaign" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(["export", str(campaign), "-o", str(tmp_path / "other")]) == 2
+    assert "is not an earlier export" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from solvflow.errors import SolvflowError
 
 # Order in `solvflow --help`; commands not listed here follow alphabetically.
 _COMMAND_ORDER = ["build", "parametrize", "run", "platforms", "analyze", "sweep", "compare",
-                  "claims", "report", "validate", "systems"]
+                  "claims", "report", "export", "validate", "systems"]
 
 
 def _command_modules() -> list[str]:
