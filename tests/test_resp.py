@@ -129,7 +129,7 @@ def test_structure_in_the_wrong_atom_order_is_refused(tmp_path):
 
 
 # Species whose HF/6-31G* ESP is cached in tools/qm_cache (tools/make_resp_charges.py).
-CACHED = ["AlCl4", "Al2Cl7"]
+CACHED = ["AlCl4", "Al2Cl7", "BHFIP4"]
 
 
 @pytest.mark.parametrize("name", CACHED)
