@@ -15,6 +15,7 @@ from solvflow.spec import ION_PARAMETER_SETS, load_system
 from solvflow.validate import (
     Check,
     RunSettings,
+    check_settings,
     deviation_pct,
     load_checks,
     parse_checks,
@@ -74,10 +75,25 @@ def test_new_liquid_in_one_line():
     ("checks: {x: {kind: density, system: dme, reference: {density_g_cm3: 1}, "
      "tolerance: {peak_nm: 0.1}, source: s}}", "tolerance must give relative"),
     ("checks: [1, 2]", "top-level 'checks' mapping"),
+    ("checks: {x: {kind: density, system: dme, reference: {density_g_cm3: 1}, "
+     "tolerance: {relative: 0.03}, source: s, min_equilibration_ns: -1}}",
+     r"min_equilibration_ns must be a number in \(0, 100\] ns, got -1"),
 ])
 def test_bad_check_files_are_clear_errors(text, message):
     with pytest.raises(SpecError, match=message):
         parse_checks(text, "my.yaml")
+
+
+def test_melt_checks_raise_a_short_equilibration_to_their_floor():
+    # the melts' Packmol start transient lasts 10-30 ps (docs/validation.md): their checks
+    # carry min_equilibration_ns 0.03; the neat solvents have none
+    checks = load_checks()
+    short = RunSettings(production_ns=0.015, equilibration=0.005)
+    for name in ("density:emim_r1.0", "density:emim_r1.5", "density:emim_r2.0"):
+        assert check_settings(checks[name], short).equilibration_ns == 0.03
+        longer = RunSettings(production_ns=0.1, equilibration=0.05)
+        assert check_settings(checks[name], longer) is longer
+    assert check_settings(checks["density:dme"], short) is short
 
 
 def test_unknown_ion_parameters_on_the_command_line():

@@ -49,7 +49,8 @@ CHECKS_FILE = "validate_checks.yaml"
 DEFAULT_PRODUCTION_NS = 0.03
 MIN_EQUILIBRATION_NS = 0.01
 _CHECK_KEYS = {"kind", "system", "composition", "n_salt", "reference", "tolerance", "source",
-               "charge_scale", "cation", "partner_element", "complex", "cutoff_nm"}
+               "charge_scale", "cation", "partner_element", "complex", "cutoff_nm",
+               "min_equilibration_ns"}
 _MEASURES = {"ratio", "concentration", "molality"}
 _REQUIRED = {"density": {"kind", "system", "reference", "tolerance", "source"},
              "shell": {"kind", "system", "reference", "tolerance", "source", "cation"}}
@@ -72,6 +73,7 @@ class Check:
     partner_element: str = "O"
     complex: dict[str, Any] = field(default_factory=dict)
     cutoff_nm: float | None = None
+    min_equilibration_ns: float | None = None  # the check's own floor (slow liquids)
 
 
 @dataclass(frozen=True)
@@ -145,12 +147,26 @@ def _make_check(name: str, d: dict[str, Any], here: str) -> Check:
     need = ["relative"] if d["kind"] == "density" else ["peak_nm", "cn"]
     if sorted(tol) != sorted(need) or any(v < 0 for v in tol.values()):
         raise SpecError(f"{here}: tolerance must give {', '.join(need)} (non-negative numbers)")
+    floor = d.get("min_equilibration_ns")
+    if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float))
+                              or not 0 < floor <= 100):
+        raise SpecError(f"{here}: min_equilibration_ns must be a number in (0, 100] ns, "
+                        f"got {floor!r}")
     return Check(name=name, kind=d["kind"], system=str(d["system"]), reference=ref,
                  tolerance=tol, source=str(d["source"]),
                  composition=dict(d.get("composition") or {}), n_salt=d.get("n_salt"),
                  charge_scale=d.get("charge_scale"), cation=str(d.get("cation", "")),
                  partner_element=str(d.get("partner_element", "O")),
-                 complex=dict(d.get("complex") or {}), cutoff_nm=d.get("cutoff_nm"))
+                 complex=dict(d.get("complex") or {}), cutoff_nm=d.get("cutoff_nm"),
+                 min_equilibration_ns=None if floor is None else float(floor))
+
+
+def check_settings(check: Check, settings: RunSettings) -> RunSettings:
+    """``settings`` with the equilibration raised to the check's floor, if it has one."""
+    floor = check.min_equilibration_ns
+    if floor is None or settings.equilibration_ns >= floor:
+        return settings
+    return replace(settings, equilibration=floor)
 
 
 def _range(value: Any, where: str) -> list[float]:
@@ -213,6 +229,12 @@ def run_check(check: Check, out: str | Path, settings: RunSettings, *,
     if start == "complex" and check.kind == "shell" and not check.complex:
         raise InputError(f"check {check.name} defines no 'complex' for --start complex")
     folder = Path(out) / run_id(check, ion_parameters, start, charge_scale)
+    asked = settings.equilibration_ns
+    settings = check_settings(check, settings)
+    if settings.equilibration_ns > asked:
+        print(f"note     {check.name}: equilibration {asked * 1000:g} ps raised to the "
+              f"check's minimum of {settings.equilibration_ns * 1000:g} ps "
+              "(min_equilibration_ns in its definition)")
     request = {"check": check.name, "ion_parameters": ion_parameters, "start": start,
                "charge_scale": charge_scale, "production_ns": settings.production_ns,
                "equilibration_ns": settings.equilibration_ns,
