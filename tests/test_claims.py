@@ -85,6 +85,18 @@ def test_contradicted(tmp_path: Path) -> None:
     assert claim["uncertainty"].startswith("within-run")  # one replica: flagged
 
 
+def test_a_zero_error_decides_nothing(tmp_path: Path) -> None:
+    # one replica whose SSIP state never changed: error 0 is "no estimate", never 0 sigma
+    write_run(tmp_path, "a", ssip=0.20, cip=0.3, err=0.0)
+    claim = _verdicts(tmp_path)["1"]
+    assert claim["tests"][0]["verdict"] == "inconclusive"
+    assert "did not change in any frame or replica" in _reasons(claim)
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path), "-o", str(out)]) == 0
+    assert "0.200 ± 0 (no change in any frame: no error estimate)" in \
+        (out / "report.md").read_text(encoding="utf-8")
+
+
 def test_error_bar_straddling_the_threshold_is_inconclusive(tmp_path: Path) -> None:
     write_run(tmp_path, "a", ssip=0.51, err=0.02, cn={"FSI": 0.1, "DME": 2.5})
     claim = _verdicts(tmp_path)["1"]

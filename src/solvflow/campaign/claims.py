@@ -82,7 +82,7 @@ def _decide(diff: float, sigma: float | None, compare: str, exact: bool = False)
     d = diff if compare in (">=", ">") else -diff
     if exact:  # integer counts of the built composition: no error bar
         return "supported" if (d > 0 or (d == 0 and "=" in compare)) else "contradicted"
-    if sigma is None:
+    if sigma is None or sigma == 0:  # 0: the quantity never changed, not a perfect error
         return None
     if d > SIGMA * sigma:
         return "supported"
@@ -173,6 +173,10 @@ def _quality_reasons(comp: Comparison, sites: Sequence[Site],
                                "correlation or residence time)")
             elif stat.error is None:
                 reasons.append(f"{label}{tag}: no error bar for {test.quantity.name}")
+            elif stat.error == 0 and stat.error_kind != "exact":
+                reasons.append(f"{label}{tag}: {test.quantity.name} did not change in any "
+                               "frame or replica, so there is no error estimate (a frozen "
+                               "state, not a perfect measurement)")
     return reasons
 
 
@@ -216,7 +220,12 @@ def _needs(stats: Sequence[Stat]) -> str:
 def _pm(stat: Stat) -> str:
     if stat.mean is None:
         return "n/a"
-    return f"{stat.mean:.3f} ± {stat.error:.3f}" if stat.error is not None else f"{stat.mean:.3f}"
+    if stat.error is None:
+        return f"{stat.mean:.3f}"
+    if stat.error == 0:  # every frame and replica the same: no estimate, not a zero error
+        return f"{stat.mean:.3f} ± 0 (no change in any frame: no error estimate)"
+    mark = " †" if stat.error_kind == "within-run" else ""
+    return f"{stat.mean:.3f} ± {stat.error:.3f}{mark}"
 
 
 def _missing_reason(comp: Comparison, test: Test, absent: list[str], scale: float) -> str:
