@@ -6,6 +6,11 @@ import argparse
 from typing import Any
 
 
+def _names(ids: list[str], shown: int = 5) -> str:
+    more = f" and {len(ids) - shown} more (campaign.json)" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more
+
+
 def _run(args: argparse.Namespace) -> int:
     from solvflow.campaign.export import export_campaign
 
@@ -14,10 +19,10 @@ def _run(args: argparse.Namespace) -> int:
           f"{summary.n_bytes / 1e6:.2f} MB to {summary.destination}")
     if summary.not_analysed:
         print(f"warning  {len(summary.not_analysed)} runs have no analysis.json (copied "
-              f"without it): {', '.join(summary.not_analysed)}")
+              f"without it): {_names(summary.not_analysed)}")
     if summary.not_built:
         print(f"warning  {len(summary.not_built)} tasks have no run directory: "
-              f"{', '.join(summary.not_built)}")
+              f"{_names(summary.not_built)}")
     print(f"then:    solvflow report {summary.destination} -o DIR")
     return 0
 
