@@ -92,6 +92,7 @@ def analyze(
     anions: Mapping[str, str] | Sequence[str] | None = None,
     solvents: Mapping[str, str] | Sequence[str] | None = None,
     cutoffs_nm: Mapping[str, float] | None = None,
+    cutoff_source: str = "given",
     box_nm: str | float | Sequence[float] | None = None,
     start: int | None = None,
     stop: int | None = None,
@@ -124,6 +125,9 @@ def analyze(
         Coordinating sites of each partner.
     cutoffs_nm : mapping name -> nm, optional
         Shell radius per partner; missing ones come from the RDF's first minimum.
+    cutoff_source : str
+        What ``cutoffs_nm`` are, recorded in analysis.json ``cutoff_source`` (default
+        ``"given"``; campaigns say which reference rule they come from).
     box_nm : float, "L", "a,b,c" or (a, b, c), optional
         Orthorhombic box in nm (overrides the file's; required if it has none).
     start, stop, step : int, optional
@@ -173,7 +177,7 @@ def analyze(
     transport = _ion_charges(job, charges, charge_scale, temperature_K) if want["diffusion"] \
         else None
     cutoffs = _check_cutoffs(cutoffs_nm, job.partners)
-    sources = {name: "given" for name in cutoffs}
+    sources = {name: cutoff_source for name in cutoffs}
     sampler = _RDFSampler(job, frames.n_frames, rdf_frames)
     if len(cutoffs) < len(job.partners):  # cutoffs first: a pass over the RDF frames only
         for part in iter_chunks(job.trajectory, job.topology, frames, chunk, sampler.factor):

@@ -36,7 +36,8 @@ DEFINITIONS = {
     "timestep_source": "dt_ps (given), dcd_header (NSAVC x DELTA, trusted unless NSAVC=1 "
                        "and DELTA>=1 AKMA), frame_times (XTC/TRR/NetCDF/H5), unknown",
     "cutoffs_nm": "first minimum of the Gaussian-smoothed (sigma 0.01 nm) cation-site RDF "
-                  "after its first peak, unless given",
+                  "after its first peak, unless given (campaigns: the cation's fixed reference "
+                  "radius, analysis/shell_cutoffs.yaml; cutoff_source says which)",
 }
 UNITS = {"distance": "nm", "time": "ps", "D_nm2_ps": "nm^2/ps", "D_m2_s": "m^2/s",
          "conductivity": "S/m", "charge": "e", "volume": "nm^3", "temperature": "K"}

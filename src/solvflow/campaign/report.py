@@ -29,8 +29,11 @@ PACKAGES = ("solvflow", "openmm", "numpy", "scipy", "mdtraj", "rdkit", "numba", 
             "pyyaml", "packmol", "dask", "distributed")
 
 DEFINITIONS = """\
-- **First shell** of a cation: partner coordinating atoms within the partner's cutoff (first
-  minimum of the cation-site RDF unless given); a molecule counts once.
+- **First shell** of a cation: partner coordinating atoms within the shell radius; a molecule
+  counts once. Campaign runs use one fixed radius per cation for every run and partner (the
+  reference cation-O first-shell distance + 0.10 nm: Li 0.30, Mg 0.31, Ca 0.34 nm;
+  `analysis/shell_cutoffs.yaml`); other cations, the first minimum of the run's own RDF.
+  Each run's radii and their source are in its analysis.json (`cutoffs_nm`, `cutoff_source`).
 - **Cation-centred** (each cation, each frame): **SSIP** no anion in the shell; **CIP** exactly
   one anion, and that anion touches no other cation; **AGG** otherwise (an anion shared with
   another cation, or two or more anions).

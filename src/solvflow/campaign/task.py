@@ -178,13 +178,31 @@ def _run(task: dict[str, Any], root: Path, options: dict[str, Any],
 
 def _analyze(rundir: Path, plots: bool) -> None:
     """The PNG plots (``plots``), then analysis.json (last and atomically: it marks the task
-    complete)."""
+    complete). The shell radius is the cation's fixed reference one where it has one
+    (analysis/shell_cutoffs.yaml: the same in every run of a campaign), else the RDF's."""
     from solvflow.analysis import analyze
 
-    result = analyze(rundir)
+    reference = campaign_cutoffs(rundir)
+    result = (analyze(rundir, cutoffs_nm=reference[0], cutoff_source=reference[1])
+              if reference else analyze(rundir))
     if plots:
         result.plot(rundir)
     atomic_write(rundir / "analysis.json", json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def campaign_cutoffs(rundir: Path) -> tuple[dict[str, float], str] | None:
+    """The fixed reference shell radii for the run's cation and partners (or None)."""
+    import yaml
+
+    from solvflow.analysis.reference_shells import reference_cutoffs
+
+    spec = yaml.safe_load((rundir / "spec.yaml").read_text(encoding="utf-8")) or {}
+    analysis = spec.get("analysis") or {}
+    cation = str(analysis.get("cation"))
+    species = [s["name"] for s in (spec.get("system") or {}).get("species") or []
+               if isinstance(s, dict)]
+    partners = list(analysis.get("partners") or [n for n in species if n != cation])
+    return reference_cutoffs(cation, partners) if partners else None
 
 
 def check_same_build(rundir: Path, task: dict[str, Any]) -> None:
