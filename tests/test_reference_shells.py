@@ -27,7 +27,7 @@ def test_each_cutoff_is_the_reference_distance_plus_a_tenth_of_a_nm() -> None:
 
 def _spec(tmp_path: Path, cation: str, species: list[str], partners: list[str] | None) -> Path:
     analysis = {"cation": cation} | ({"partners": partners} if partners else {})
-    doc = {"system": {"species": [{"name": n} for n in species]}, "analysis": analysis}
+    doc = {"species": [{"name": n} for n in species], "analysis": analysis}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
     return tmp_path
 

@@ -108,17 +108,24 @@ def select_groups(topology: md.Topology, cation: tuple[str, str],
     return cat, partners
 
 
+def analysed_names(spec: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """(cation, partner names) of a ``spec.yaml``: ``analysis.partners`` or every other
+    species (not validated; :func:`groups_from_spec` checks them against the species)."""
+    analysis = spec.get("analysis") or {}
+    cation = str(analysis.get("cation"))
+    names = [s["name"] for s in spec.get("species", [])]
+    return cation, list(analysis.get("partners") or [n for n in names if n != cation])
+
+
 def groups_from_spec(topology: md.Topology, spec: Mapping[str, Any]) -> tuple[Group, list[Group]]:
     """Groups from a run directory's ``spec.yaml`` (species residue + ``sites`` atom names)."""
     species = {s["name"]: s for s in spec.get("species", [])}
-    analysis = spec.get("analysis") or {}
-    cation_name = str(analysis.get("cation"))
+    cation_name, partner_names = analysed_names(spec)
     if cation_name not in species:
         raise AnalysisInputError(
             f"spec.yaml: analysis.cation {cation_name!r} is not one of the species "
             f"{', '.join(species) or '(none)'}"
         )
-    partner_names = analysis.get("partners") or [n for n in species if n != cation_name]
     unknown = [n for n in partner_names if n not in species]
     if unknown:
         raise AnalysisInputError(f"spec.yaml: analysis.partners {unknown} are not species")

@@ -194,14 +194,11 @@ def campaign_cutoffs(rundir: Path) -> tuple[dict[str, float], str] | None:
     """The fixed reference shell radii for the run's cation and partners (or None)."""
     import yaml
 
+    from solvflow.analysis.groups import analysed_names
     from solvflow.analysis.reference_shells import reference_cutoffs
 
     spec = yaml.safe_load((rundir / "spec.yaml").read_text(encoding="utf-8")) or {}
-    analysis = spec.get("analysis") or {}
-    cation = str(analysis.get("cation"))
-    species = [s["name"] for s in (spec.get("system") or {}).get("species") or []
-               if isinstance(s, dict)]
-    partners = list(analysis.get("partners") or [n for n in species if n != cation])
+    cation, partners = analysed_names(spec)
     return reference_cutoffs(cation, partners) if partners else None
 
 
