@@ -303,3 +303,15 @@ def test_a_scale_without_a_decision_leaves_the_test_open(tmp_path: Path) -> None
     assert claim["verdict"] == "inconclusive"
     assert "decided at some charge scales only (0.8: supported, 1: inconclusive)" in \
         _reasons(claim)
+
+
+def test_an_exact_zero_error_is_shown_as_exact_not_frozen() -> None:
+    # built-composition fractions are exact (error 0, kind "exact"): only a measured
+    # quantity with error 0 is "no error estimate"
+    from solvflow.campaign.compare import Stat
+    from solvflow.campaign.tables import cell
+
+    exact = Stat("alcl4_fraction", 0.5, 0.0, "exact", None, None, [0.5], [])
+    frozen = Stat("ssip_fraction", 0.5, 0.0, "within-run", None, None, [0.5], [])
+    assert cell(exact) == "0.500 ± 0.000"
+    assert cell(frozen) == "0.500 ± 0 (no change in any frame: no error estimate)"

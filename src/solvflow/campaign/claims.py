@@ -49,6 +49,7 @@ from solvflow.campaign.runs import (
     Quantity,
     Run,
 )
+from solvflow.campaign.tables import cell
 
 __all__ = ["COMPARISONS", "VERDICTS", "Claim", "ClaimsFile", "ClaimsFileError", "Experiment",
            "Test", "candidates", "default_claims_path", "evaluate_claims", "evaluate_claim",
@@ -220,12 +221,7 @@ def _needs(stats: Sequence[Stat]) -> str:
 def _pm(stat: Stat) -> str:
     if stat.mean is None:
         return "n/a"
-    if stat.error is None:
-        return f"{stat.mean:.3f}"
-    if stat.error == 0:  # every frame and replica the same: no estimate, not a zero error
-        return f"{stat.mean:.3f} ± 0 (no change in any frame: no error estimate)"
-    mark = " †" if stat.error_kind == "within-run" else ""
-    return f"{stat.mean:.3f} ± {stat.error:.3f}{mark}"
+    return f"{stat.mean:.3f}" if stat.error is None else cell(stat)
 
 
 def _missing_reason(comp: Comparison, test: Test, absent: list[str], scale: float) -> str:

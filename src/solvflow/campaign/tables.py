@@ -37,7 +37,7 @@ def cell(stat: Stat, digits: int = 3) -> str:
     """``0.252 ± 0.012`` (``†`` for a within-run error), ``n/a`` when absent."""
     if stat.mean is None:
         return "n/a"
-    if stat.error == 0:  # every frame and replica the same: no estimate, not a zero error
+    if stat.error == 0 and stat.error_kind != "exact":  # a frozen state, not a zero error
         return f"{stat.mean:.{digits}f} ± 0 (no change in any frame: no error estimate)"
     mark = " †" if stat.error_kind == "within-run" else ""
     return fmt(stat.mean, stat.error, digits) + mark
