@@ -22,7 +22,10 @@ def test_each_cutoff_is_the_reference_distance_plus_a_tenth_of_a_nm() -> None:
         cutoffs, label = reference_cutoffs(cation, ["A", "B"])
         assert cutoffs["A"] == cutoffs["B"] == pytest.approx(shells[cation] + 0.10, abs=1e-9)
         assert "+ 0.10 nm" in label and "shell_cutoffs.yaml" in label
-    assert reference_cutoffs("EMIm", ["Cl"]) is None  # not listed: the RDF's first minimum
+    # the melt's EMIm+ (centre C2, partner sites Cl): the same rule on the C2-Cl contact
+    cutoffs, label = reference_cutoffs("EMIm", ["AlCl4", "Al2Cl7"])
+    assert cutoffs == {"AlCl4": 0.47, "Al2Cl7": 0.47} and label.startswith("reference: C2-Cl")
+    assert reference_cutoffs("Na", ["Cl"]) is None  # not listed: the RDF's first minimum
 
 
 def _spec(tmp_path: Path, cation: str, species: list[str], partners: list[str] | None) -> Path:
@@ -38,4 +41,5 @@ def test_a_task_uses_the_cations_radius_for_every_partner(tmp_path: Path) -> Non
     assert cutoffs == {"TFSI": 0.31, "DME": 0.31} and label.startswith("reference: Mg-O")
     implicit = _spec(tmp_path, "Li", ["Li", "FSI", "DME"], None)  # partners: all the others
     assert campaign_cutoffs(implicit)[0] == {"FSI": 0.30, "DME": 0.30}
-    assert campaign_cutoffs(_spec(tmp_path, "EMIm", ["EMIm", "Cl"], None)) is None
+    assert campaign_cutoffs(_spec(tmp_path, "EMIm", ["EMIm", "Cl"], None))[0] == {"Cl": 0.47}
+    assert campaign_cutoffs(_spec(tmp_path, "K", ["K", "Cl"], None)) is None

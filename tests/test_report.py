@@ -143,6 +143,18 @@ def test_report_reads_and_links_resolve(campaign: Path, tmp_path: Path) -> None:
     assert "solvflow report" in text and "openmm" in text and "ions.xml" in text
     assert "**SSIP** no anion in the shell" in text
     assert "c4_s1" in text  # the failed task is listed
+    # MD wall time per run (Runs table, column 12) = the sum of status.json's stage times
+    header = next(line for line in lines if line.startswith("| run | system |"))
+    col = [c.strip() for c in header.split("|")].index("MD wall time")
+    total = 0.0
+    for name in ("c1_s1", "c1_s2"):
+        status = json.loads((campaign / "runs" / name / "status.json").read_text(
+            encoding="utf-8"))
+        wall = sum(s["wall_time_s"] for s in status["stages"].values())
+        total += wall
+        row = next(line for line in lines if line.startswith(f"| [{name}]("))
+        assert [c.strip() for c in row.split("|")][col] == f"{wall:.0f} s"
+    assert total > 0 and "of MD wall time summed over 4 runs" in text
     claims = (out / "claims.json").read_bytes()
     assert main(["report", str(campaign), "-o", str(out)]) == 0  # rerun: the same files
     assert (out / "report.md").read_text(encoding="utf-8") == text

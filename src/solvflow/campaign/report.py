@@ -31,8 +31,9 @@ PACKAGES = ("solvflow", "openmm", "numpy", "scipy", "mdtraj", "rdkit", "numba", 
 DEFINITIONS = """\
 - **First shell** of a cation: partner coordinating atoms within the shell radius; a molecule
   counts once. Campaign runs use one fixed radius per cation for every run and partner (the
-  reference cation-O first-shell distance + 0.10 nm: Li 0.30, Mg 0.31, Ca 0.34 nm;
-  `analysis/shell_cutoffs.yaml`); other cations, the first minimum of the run's own RDF.
+  reference cation-O first-shell distance + 0.10 nm: Li 0.30, Mg 0.31, Ca 0.34 nm; the melt's
+  EMIm+ C2-Cl 0.47 nm; `analysis/shell_cutoffs.yaml`); other cations, the first minimum of the
+  run's own RDF.
   Each run's radii and their source are in its analysis.json (`cutoffs_nm`, `cutoff_source`).
 - **Cation-centred** (each cation, each frame): **SSIP** no anion in the shell; **CIP** exactly
   one anion, and that anion touches no other cation; **AGG** otherwise (an anion shared with
@@ -199,7 +200,8 @@ def experiment_table(comp: Comparison, claims: ClaimsFile, base: Path) -> str:
 def runs_table(comp: Comparison, base: Path) -> str:
     """Every run: link, system, composition, scale, start, seed, platform, ns, state."""
     lines = ["| run | system | composition | charge scale | start | seed | platform (precision) "
-             "| protocol | simulated ns | production ps | ns/day | state |", "|---" * 12 + "|"]
+             "| protocol | simulated ns | production ps | ns/day | MD wall time | state |",
+             "|---" * 13 + "|"]
     for run in sorted(comp.runset.runs, key=lambda r: (r.system, r.requested, r.charge_scale,
                                                        r.start, str(r.seed))):
         prod = "n/a" if run.production_ps is None else f"{run.production_ps:.4g}"
@@ -208,8 +210,17 @@ def runs_table(comp: Comparison, base: Path) -> str:
             f"{concentration_label(run.mode, run.requested)} | {run.charge_scale:g} | "
             f"{run.start} | {run.seed} | {run.platform} ({run.status.get('precision', '?')}) | "
             f"{run.status.get('protocol', '?')} | {_ns(run.simulated_ns)} | {prod} | "
-            f"{_ns(run.status.get('ns_per_day'))} | {run.status.get('state', '?')} |")
+            f"{_ns(run.status.get('ns_per_day'))} | {_wall(run.wall_time_s)} | "
+            f"{run.status.get('state', '?')} |")
     return "\n".join(lines)
+
+
+def _wall(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds < 600:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def provenance(comp: Comparison, command: str, claims_path: str = "") -> str:
@@ -226,6 +237,8 @@ def provenance(comp: Comparison, command: str, claims_path: str = "") -> str:
                         + (f", device {r.status['device']}" if r.status.get("device") else "")
                         for r in runs})
     versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())
+    walls = [r.wall_time_s for r in runs if r.wall_time_s is not None]
+    simulated = [r.simulated_ns for r in runs if r.simulated_ns is not None]
     missing = comp.runset.missing
     lines = ["```bash", command, "```", "",
              f"- Report written with: {versions}.",
@@ -235,6 +248,10 @@ def provenance(comp: Comparison, command: str, claims_path: str = "") -> str:
              f"{' | '.join(ff) or 'n/a'}; ionic charge scale(s) "
              f"{', '.join(f'{s:g}' for s in scales)}.",
              f"- Platforms: {', '.join(platforms) or 'n/a'}.",
+             f"- MD in all: {_ns(sum(simulated)) if simulated else 'n/a'} ns simulated; "
+             f"{_wall(sum(walls)) if walls else 'n/a'} of MD wall time summed over "
+             f"{len(walls)} runs (minimise to production, builds and analyses not included; "
+             f"runs that ran side by side each count their own time).",
              f"- Sources: {', '.join(str(p) for p in comp.runset.sources)}; {len(runs)} analysed "
              f"runs, {len(missing)} without analysis."]
     return "\n".join(lines)

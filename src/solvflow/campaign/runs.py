@@ -177,6 +177,16 @@ class Run:
         return float(value) if isinstance(value, (int, float)) else None
 
     @property
+    def wall_time_s(self) -> float | None:
+        """Wall time of the MD stages (minimise included; build and analysis not), status.json."""
+        stages = self.status.get("stages")
+        if not isinstance(stages, dict):
+            return None
+        times = [float(s["wall_time_s"]) for s in stages.values()
+                 if isinstance(s, dict) and isinstance(s.get("wall_time_s"), (int, float))]
+        return sum(times) if times else None
+
+    @property
     def production_ps(self) -> float | None:
         """Trajectory time analysed (analysis.json simulated_time_ps)."""
         value = self.analysis.get("simulated_time_ps")
