@@ -229,8 +229,10 @@ def test_speciation_contradicted_when_the_dimer_does_not_grow(tmp_path: Path) ->
         _melt(tmp_path, r, mono, dimer, analysed=(r == 1.5))
     claim = _verdicts(tmp_path)["6"]
     assert claim["verdict"] == "contradicted"
-    assert claim["melt"]["simulated"] is True
-    assert claim["melt"]["al_cl_coordination"] == "not available in analysis.json"
+    assert claim["melt"]["simulated"] is True  # the analysed r = 1.5 run: its shell counts
+    (shell,) = claim["melt"]["shells"]
+    assert shell["at"] == 1.5 and shell["cation"] == "EMIm" and shell["n_runs"] == 1
+    assert shell["cn"]["AlCl4"]["mean"] == pytest.approx(1.0)
 
 
 # ------------------------------------------------------------------ user claims files
@@ -313,5 +315,5 @@ def test_an_exact_zero_error_is_shown_as_exact_not_frozen() -> None:
 
     exact = Stat("alcl4_fraction", 0.5, 0.0, "exact", None, None, [0.5], [])
     frozen = Stat("ssip_fraction", 0.5, 0.0, "within-run", None, None, [0.5], [])
-    assert cell(exact) == "0.500 ± 0.000"
+    assert cell(exact) == "0.500 (exact)"
     assert cell(frozen) == "0.500 ± 0 (no change in any frame: no error estimate)"

@@ -380,16 +380,30 @@ def _uncertainty_kind(tests: Sequence[dict[str, Any]]) -> str:
 
 
 def melt_evidence(comp: Comparison, system: str) -> dict[str, Any]:
-    """What the simulated melt says (Al-Cl coordination if analysis.json has it)."""
-    runs = [r for site in comp.sites(system) for rs in comp.site_runs(site).values()
-            for r in rs]
-    if not runs:
+    """What the simulated melt measured: anions per cation shell at each ratio.
+
+    Classical MD with fixed bonds cannot change the speciation, so this is structure beside the
+    claim (which is judged on the built composition), not evidence for it.
+    """
+    shells: list[dict[str, Any]] = []
+    for site in comp.sites(system):
+        runs = [r for rs in comp.site_runs(site).values() for r in rs]
+        cns = {}
+        for partner in comp.partners(system):
+            stat = summarise(runs, f"cn:{partner}")
+            if stat.mean is not None and any(partner in (r.analysis.get(
+                    "coordination_numbers") or {}) for r in runs):
+                cns[partner] = {"mean": stat.mean, "error": stat.error,
+                                "error_kind": stat.error_kind}
+        if cns:
+            cation = str(runs[0].analysis.get("cation", "cation"))
+            shells.append({"at": site.concentration, "label": site.label, "cation": cation,
+                           "cn": cns, "n_runs": len(runs),
+                           "runs": [str(r.path) for r in runs]})
+    if not shells:
         return {"simulated": False, "note": "no melt run analysed: speciation from the built "
                 "composition only"}
-    al_cl = {str(r.path): r.analysis.get("al_cl_coordination") for r in runs}
-    have = {k: v for k, v in al_cl.items() if v is not None}
-    return {"simulated": True, "runs": sorted(al_cl),
-            "al_cl_coordination": have or "not available in analysis.json",
+    return {"simulated": True, "shells": shells,
             "note": "classical MD with fixed bonds cannot change the AlCl4-/Al2Cl7- "
                     "speciation; the melt runs check structure, not chemistry"}
 

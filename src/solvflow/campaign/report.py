@@ -19,6 +19,7 @@ from solvflow.campaign.compare import (
     Comparison,
     compare,
     concentration_label,
+    fmt,
     relpath,
     write_tables,
 )
@@ -158,8 +159,18 @@ def claim_section(claim: dict[str, Any], base: Path) -> str:
         out += ["", f"*Note:* {claim['notes']}"]
     if claim.get("melt"):
         melt = claim["melt"]
-        out += ["", "*Simulated melt:* " + ("not simulated" if not melt["simulated"] else
-                f"Al-Cl coordination {melt['al_cl_coordination']}") + f"; {melt['note']}."]
+        if not melt["simulated"]:
+            out += ["", f"*Simulated melt:* not simulated; {melt['note']}."]
+        else:
+            parts = []
+            for shell in melt["shells"]:
+                cns = ", ".join(f"{p} {fmt(v['mean'], v['error'])}"
+                                + (" †" if v["error_kind"] == "within-run" else "")
+                                for p, v in shell["cn"].items())
+                parts.append(f"{shell['label']}: {cns}")
+            cation = melt["shells"][0]["cation"]
+            out += ["", f"*Simulated melt* (anions per {cation} first shell, {len(parts)} "
+                    f"ratios): {'; '.join(parts)}. {melt['note'][:1].upper()}{melt['note'][1:]}."]
     return "\n".join(out)
 
 
@@ -185,8 +196,9 @@ def experiment_table(comp: Comparison, claims: ClaimsFile, base: Path) -> str:
             for start, stat in options:
                 if stat.mean is None:
                     continue
-                err = f" ± {stat.error:.3f}" if stat.error is not None else ""
-                tag = ("built box" if exp.quantity.source == "composition" else
+                err = ("" if stat.error_kind == "exact" else
+                       f" ± {stat.error:.3f}" if stat.error is not None else "")
+                tag = ("exact: built box" if exp.quantity.source == "composition" else
                        f"scale {scale:g}" + ("" if start == "all" else f", {start} start"))
                 sims.append(f"{stat.mean:.3f}{err} ({tag}) {run_links(stat.runs, base)}")
             if exp.quantity.source == "composition":

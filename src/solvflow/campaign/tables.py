@@ -34,10 +34,13 @@ LEGEND = ("Cells are mean ± error over replicas (max of the standard error acro
 
 
 def cell(stat: Stat, digits: int = 3) -> str:
-    """``0.252 ± 0.012`` (``†`` for a within-run error), ``n/a`` when absent."""
+    """``0.252 ± 0.012`` (``†`` for a within-run error), ``0.708 (exact)`` for built-box
+    counts, ``n/a`` when absent."""
     if stat.mean is None:
         return "n/a"
-    if stat.error == 0 and stat.error_kind != "exact":  # a frozen state, not a zero error
+    if stat.error_kind == "exact":  # counts of the built box: no statistical error
+        return f"{stat.mean:.{digits}f} (exact)"
+    if stat.error == 0:  # a frozen state, not a zero error
         return f"{stat.mean:.{digits}f} ± 0 (no change in any frame: no error estimate)"
     mark = " †" if stat.error_kind == "within-run" else ""
     return fmt(stat.mean, stat.error, digits) + mark
