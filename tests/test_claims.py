@@ -209,7 +209,7 @@ def test_comparison_between_concentrations(tmp_path: Path) -> None:
 
 def _melt(root: Path, r: float, mono: int, dimer: int, analysed: bool = False) -> None:
     write_run(root, f"r{r}", system="alcl3_emimcl", kind="chloroaluminate", mode="lewis_ratio",
-              conc=r, cation="EMIm", cn={"AlCl4": 1.0} if analysed else {},
+              conc=r, cation="EMIm", cn={"AlCl4": 1.0} if analysed else {}, scale=1.0,
               counts={"EMIm": 20, "AlCl4": mono, "Al2Cl7": dimer})
 
 
@@ -220,6 +220,7 @@ def test_speciation_from_the_built_composition(tmp_path: Path) -> None:
     claim = _verdicts(tmp_path)["6"]
     assert claim["verdict"] == "supported", _reasons(claim)
     assert claim["convergence"] == "exact (built composition)"
+    assert claim["charge_scales"] == [1.0]  # the melt runs' own scale (tests hold at any)
     assert claim["melt"]["simulated"] is False and "no melt run" in claim["melt"]["note"]
 
 

@@ -347,7 +347,10 @@ def evaluate_claim(comp: Comparison, claim: Claim) -> dict[str, Any]:
            "source": claim.source, "verdict": verdict,
            "reasons": [f"{t['test']}: {why}" for t in tests for why in t["reasons"]],
            "explanation": [_explain(t) for t in tests],
-           "charge_scales": sorted({s for t in tests for s in t.get("charge_scales", [])}),
+           # composition tests hold at any scale: then the scales the runs behind them used
+           "charge_scales": sorted({s for t in tests for s in t.get("charge_scales", [])}
+                                   or {r.charge_scale for r in used
+                                       if not math.isnan(r.charge_scale)}),
            "platforms": sorted({r.platform for r in used}),
            "simulated_ns": sum(total) if total else None,
            "n_runs": len(used),
