@@ -92,6 +92,18 @@ def test_claims_workflow_box_sizes_match_their_comments() -> None:
     assert min(t.n_atoms for t in gpu) == 9857 and max(t.n_atoms for t in gpu) == 10255
 
 
+def test_the_long_lifsi_follow_up_reruns_cpu_claims_boxes_10x_longer() -> None:
+    # cpu_lifsi_long.yaml says: the same boxes, seeds, protocol and scale, production 100 ps
+    base = {t.id: t for t in expand(load_workflow("cpu_claims")) if t.system == "lifsi_dme"}
+    long = expand(load_workflow("cpu_lifsi_long"))
+    assert {t.id for t in long} == set(base) and len(long) == 6
+    for task in long:
+        short = base[task.id]
+        assert (task.seed, task.n_salt, task.n_atoms, task.charge_scale, task.protocol) == (
+            short.seed, short.n_salt, short.n_atoms, short.charge_scale, short.protocol)
+        assert task.production_ns == pytest.approx(10 * short.production_ns)
+
+
 def test_params_and_build_arguments() -> None:
     doc = _with(charge_scales=[0.7, None], starts=["random", "paired"],
                 replicas={"seeds": [11, 42]}, production_ns=0.001)
