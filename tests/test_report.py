@@ -192,3 +192,27 @@ def test_export_bad_input_is_one_clear_error(campaign: Path, tmp_path: Path,
     (tmp_path / "other" / "notes.txt").write_text("mine", encoding="utf-8")
     assert main(["export", str(campaign), "-o", str(tmp_path / "other")]) == 2
     assert "is not an earlier export" in capsys.readouterr().err
+
+
+def test_block_drift_blocks_average_to_the_whole_run(campaign: Path, tmp_path: Path) -> None:
+    # tools/block_drift.py: two equal blocks of a run, analysed alone with the run's own
+    # radii, must average to the whole run's SSIP and CN (fractions over frames add up)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "block_drift", Path(__file__).parents[1] / "tools" / "block_drift.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    whole = _analysis(campaign, "c1_s1")
+    n = whole["n_frames_in_file"] // 2 * 2
+    assert whole["n_frames"] == n  # the fixture's frame count is even: two whole blocks
+    out = tool.block_values(campaign / "runs" / "c1_s1", block_ps=n // 2 * whole["timestep_ps"])
+    assert len(out["blocks"]) == 2 and out["cutoffs_nm"] == whole["cutoffs_nm"]
+    for name, key in (("SSIP", ("ion_pairing", "SSIP")), ("CN FSI", ("coordination_numbers",
+                                                                      "FSI"))):
+        mean = sum(b[name] for b in out["blocks"]) / 2
+        assert mean == pytest.approx(whole[key[0]][key[1]], abs=1e-9)
+    text = tool.markdown([out], 1.0)
+    rows = [line for line in text.splitlines() if line.startswith("| 0")]
+    assert "## lifsi_dme 1 (seeds 1)" in text and len(rows) == 2  # one row per block
