@@ -216,3 +216,7 @@ def test_block_drift_blocks_average_to_the_whole_run(campaign: Path, tmp_path: P
     text = tool.markdown([out], 1.0)
     rows = [line for line in text.splitlines() if line.startswith("| 0")]
     assert "## lifsi_dme 1 (seeds 1)" in text and len(rows) == 2  # one row per block
+    # --reference: a campaign with runs of the same names adds their whole-run values
+    ref_row = next(line for line in tool.markdown([out], 1.0, campaign).splitlines()
+                   if line.startswith(f"| {campaign.name}: whole run"))
+    assert ref_row.split("|")[2].strip() == f"{whole['ion_pairing']['SSIP']:.2f}"

@@ -10,7 +10,8 @@ a block average over the whole run is not an equilibrium number.
 Used for docs/results/long/drift.md (``workflows/cpu_lifsi_long.yaml``, 100 ps production):
 
     PYTHONPATH=src python tools/block_drift.py campaigns/cpu_long --block-ps 10 \\
-        --json docs/results/long/drift.json > docs/results/long/drift.md
+        --reference docs/results/campaign --json docs/results/long/drift.json \\
+        > docs/results/long/drift.md
 
 Trajectories are not published, so this reruns only where the campaign ran.
 """
@@ -72,7 +73,17 @@ def _mean_sd(values: list[float]) -> str:
     return f"{mean:.2f} ({sd:.2f})"
 
 
-def markdown(runs: list[dict[str, Any]], block_ps: float) -> str:
+def whole_run_values(rundir: Path) -> dict[str, float]:
+    """The same quantities from a run's own analysis.json (the whole production)."""
+    data = json.loads((rundir / "analysis.json").read_text(encoding="utf-8"))
+    values = {name: _get(data, path) for name, path in QUANTITIES}
+    values |= {f"CN {p}": float(v) for p, v in data["coordination_numbers"].items()}
+    values["t1_ps"] = float(data["simulated_time_ps"])
+    return values
+
+
+def markdown(runs: list[dict[str, Any]], block_ps: float,
+             reference: Path | None = None) -> str:
     groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
         groups[(run["system"], run["composition"])].append(run)
@@ -92,6 +103,12 @@ def markdown(runs: list[dict[str, Any]], block_ps: float) -> str:
             cells = [_mean_sd([r["blocks"][i][n] for r in members]) for n in names]
             lines.append(f"| {block['t0_ps']:g}-{block['t1_ps']:g} | " + " | ".join(cells)
                          + " |")
+        refs = [reference / "runs" / r["run"] for r in members] if reference else []
+        if reference and refs and all((p / "analysis.json").is_file() for p in refs):
+            ref = [whole_run_values(p) for p in refs]
+            cells = [_mean_sd([v[n] for v in ref]) for n in names]
+            lines.append(f"| {reference.name}: whole run, 0-{ref[0]['t1_ps']:g} | "
+                         + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -101,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("campaign", type=Path, help="campaign folder (runs/*/traj.dcd)")
     parser.add_argument("--block-ps", type=float, default=10.0)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--reference", type=Path,
+                        help="another campaign with runs of the same names (e.g. the shorter "
+                             "runs these continue): their whole-run values as a last row")
     args = parser.parse_args(argv)
     rundirs = sorted(p for p in (args.campaign / "runs").glob("*")
                      if (p / "analysis.json").is_file() and (p / "traj.dcd").is_file())
@@ -111,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [block_values(r, args.block_ps) for r in rundirs]
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
-    print(markdown(runs, args.block_ps))
+    print(markdown(runs, args.block_ps, args.reference))
     return 0
 
 
