@@ -36,6 +36,12 @@ def _get(data: dict[str, Any], path: tuple[str, ...]) -> float:
     return float(data)  # type: ignore[arg-type]
 
 
+def _values(analysis: dict[str, Any]) -> dict[str, float]:
+    """The tabulated quantities of one analysis (analysis.json layout)."""
+    values = {name: _get(analysis, path) for name, path in QUANTITIES}
+    return values | {f"CN {p}": float(v) for p, v in analysis["coordination_numbers"].items()}
+
+
 def block_values(rundir: Path, block_ps: float) -> dict[str, Any]:
     """Per-block analysis of one run: times (ps) and each quantity's value per block."""
     import yaml
@@ -58,10 +64,8 @@ def block_values(rundir: Path, block_ps: float) -> dict[str, Any]:
         result = analyze(rundir, cutoffs_nm=cutoffs, cutoff_source="as analysis.json",
                          start=start, stop=start + per_block, diffusion=False,
                          residence=False).to_dict()
-        values = {name: _get(result, path) for name, path in QUANTITIES}
-        values |= {f"CN {p}": float(v) for p, v in result["coordination_numbers"].items()}
         out["blocks"].append({"t0_ps": start * dt, "t1_ps": (start + per_block) * dt,
-                              **values})
+                              **_values(result)})
     return out
 
 
@@ -76,10 +80,7 @@ def _mean_sd(values: list[float]) -> str:
 def whole_run_values(rundir: Path) -> dict[str, float]:
     """The same quantities from a run's own analysis.json (the whole production)."""
     data = json.loads((rundir / "analysis.json").read_text(encoding="utf-8"))
-    values = {name: _get(data, path) for name, path in QUANTITIES}
-    values |= {f"CN {p}": float(v) for p, v in data["coordination_numbers"].items()}
-    values["t1_ps"] = float(data["simulated_time_ps"])
-    return values
+    return _values(data) | {"t1_ps": float(data["simulated_time_ps"])}
 
 
 def markdown(runs: list[dict[str, Any]], block_ps: float,
