@@ -26,20 +26,22 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-QUANTITIES = (("SSIP", ("ion_pairing", "SSIP")), ("CIP", ("ion_pairing", "CIP")),
-              ("AGG", ("ion_pairing", "AGG")), ("free anion", ("anion_states", "free")))
-
-
-def _get(data: dict[str, Any], path: tuple[str, ...]) -> float:
-    for key in path:
-        data = data[key]
-    return float(data)  # type: ignore[arg-type]
+# column -> campaign quantity (solvflow.campaign.runs: its analysis.json path)
+QUANTITIES = (("SSIP", "ssip_fraction"), ("CIP", "cip_fraction"), ("AGG", "agg_fraction"),
+              ("free anion", "anion_free_fraction"))
 
 
 def _values(analysis: dict[str, Any]) -> dict[str, float]:
     """The tabulated quantities of one analysis (analysis.json layout)."""
-    values = {name: _get(analysis, path) for name, path in QUANTITIES}
-    return values | {f"CN {p}": float(v) for p, v in analysis["coordination_numbers"].items()}
+    from solvflow.campaign.runs import parse_quantity
+
+    columns = [*QUANTITIES, *((f"CN {p}", f"cn:{p}") for p in analysis["coordination_numbers"])]
+    values = {}
+    for column, quantity in columns:
+        path = parse_quantity(quantity).path()
+        assert path is not None, quantity  # every column is an analysis.json section/key
+        values[column] = float(analysis[path[0]][path[1]])
+    return values
 
 
 def block_values(rundir: Path, block_ps: float) -> dict[str, Any]:

@@ -36,8 +36,10 @@ def reference_cutoffs(cation: str, partners: list[str]) -> tuple[dict[str, float
     if entry is None:
         return None
     cutoff = float(entry["cutoff_nm"])
+    reference = float(entry["reference_nm"])
     contact = str(entry.get("contact", f"{cation}-O"))
-    label = (f"reference: {contact} {entry['reference_nm']:g} nm + 0.10 nm = {cutoff:g} nm "
+    label = (f"reference: {contact} {reference:g} nm + {cutoff - reference:.2f} nm = "
+             f"{cutoff:g} nm "
              f"({doc['rule']}; solvflow/analysis/{CUTOFFS_FILE})")
     return {p: cutoff for p in partners}, label
 

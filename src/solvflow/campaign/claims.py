@@ -393,9 +393,8 @@ def melt_evidence(comp: Comparison, system: str) -> dict[str, Any]:
         runs = [r for rs in comp.site_runs(site).values() for r in rs]
         cns = {}
         for partner in comp.partners(system):
-            stat = summarise(runs, f"cn:{partner}")
-            if stat.mean is not None and any(partner in (r.analysis.get(
-                    "coordination_numbers") or {}) for r in runs):
+            stat = summarise(runs, f"cn:{partner}")  # mean None: no run has this partner
+            if stat.mean is not None:
                 cns[partner] = {"mean": stat.mean, "error": stat.error,
                                 "error_kind": stat.error_kind}
         if cns:

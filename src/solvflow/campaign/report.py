@@ -24,7 +24,7 @@ from solvflow.campaign.compare import (
     write_tables,
 )
 from solvflow.campaign.runs import QUANTITY_HELP, parse_quantity
-from solvflow.campaign.tables import markdown_tables, run_links
+from solvflow.campaign.tables import cell, markdown_tables, run_links
 
 PACKAGES = ("solvflow", "openmm", "numpy", "scipy", "mdtraj", "rdkit", "numba", "matplotlib",
             "pyyaml", "packmol", "dask", "distributed")
@@ -196,11 +196,13 @@ def experiment_table(comp: Comparison, claims: ClaimsFile, base: Path) -> str:
             for start, stat in options:
                 if stat.mean is None:
                     continue
-                err = ("" if stat.error_kind == "exact" else
-                       f" ± {stat.error:.3f}" if stat.error is not None else "")
-                tag = ("exact: built box" if exp.quantity.source == "composition" else
-                       f"scale {scale:g}" + ("" if start == "all" else f", {start} start"))
-                sims.append(f"{stat.mean:.3f}{err} ({tag}) {run_links(stat.runs, base)}")
+                if exp.quantity.source == "composition":
+                    text = f"{stat.mean:.3f} (exact: built box)"
+                else:
+                    where = "" if start == "all" else f", {start} start"
+                    text = (f"{cell(stat) if stat.error is not None else f'{stat.mean:.3f}'} "
+                            f"(scale {scale:g}{where})")
+                sims.append(f"{text} {run_links(stat.runs, base)}")
             if exp.quantity.source == "composition":
                 break
         lines.append(f"| {exp.system} | {concentration_label(exp.mode, exp.at)} | "
